@@ -1,0 +1,16 @@
+"""Sphinx configuration for ptycore's documentation."""
+
+project = "ptycore"
+author = "the ptycore maintainers"
+copyright = "2026, the ptycore maintainers"
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.viewcode",
+]
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"members": True, "show-inheritance": True}
+nitpicky = False
+html_theme = "alabaster"
+exclude_patterns = ["_build"]
