@@ -94,8 +94,7 @@ def test_short_reads_name_the_field_and_offset() -> None:
     assert info.value.field == "term"
     assert info.value.offset == 0
     assert "claims 5 bytes, 3 left" in str(info.value)
-    empty = Reader(b"\x00\x00\x00")
-    for read in (empty.byte, empty.uint32, empty.uint64):
+    for read in (Reader(b"").byte, Reader(b"\0" * 3).uint32, Reader(b"\0" * 7).uint64):
         with pytest.raises(ProtocolError, match="truncated"):
             read("x")
 
