@@ -6,8 +6,12 @@ a clock or a thread: adapters move the bytes.
 """
 
 from ._errors import DisconnectReason, ProtocolError
+from .modes import ModePolicy, Opcode, TerminalModes
 
 __all__ = [
     "DisconnectReason",
+    "ModePolicy",
+    "Opcode",
     "ProtocolError",
+    "TerminalModes",
 ]
