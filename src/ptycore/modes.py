@@ -20,9 +20,19 @@ before it reaches :meth:`TerminalModes.decode` (``RequestLimits`` in
 from __future__ import annotations
 
 import enum
+import functools
 import struct
-from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
-from typing import NamedTuple, cast
+import sys
+from collections.abc import (
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    Mapping,
+    Sequence,
+    ValuesView,
+)
+from typing import Any, NamedTuple, cast
 
 from ._errors import ProtocolError
 
@@ -206,6 +216,8 @@ _SPECS: dict[Opcode, _Spec] = {
     Opcode.TTY_OP_OSPEED: _Spec(_Kind.SPEED, "ospeed", "Output baud rate in bits per second."),
 }
 
+_SPECS_BY_VALUE = {int(opcode): spec for opcode, spec in _SPECS.items()}
+
 # Plain values for the hot path: attribute access on an enum class is slow.
 _END = int(Opcode.TTY_OP_END)
 _OPENSSH = ModePolicy.OPENSSH
@@ -229,6 +241,88 @@ def _openssh_order(opcode: int) -> int:
     if opcode == Opcode.TTY_OP_ISPEED:
         return -1
     return opcode
+
+
+# Bits that Python's termios module may not export although the platform has
+# them: IUTF8 came to Python's termios only after 3.11. Values from the
+# platforms' headers (Linux <asm-generic/termbits.h>, macOS <sys/termios.h>).
+_MISSING_TERMIOS = {("IUTF8", "linux"): 0o40000, ("IUTF8", "darwin"): 0x4000}
+
+# _POSIX_VDISABLE, the cc value that disables a character: '\0' on Linux, 0xff
+# on the BSDs and macOS. Python's termios does not export it, and
+# os.fpathconf(fd, "PC_VDISABLE") would need a file descriptor.
+_POSIX_VDISABLE = 0 if sys.platform.startswith("linux") else 0xFF
+
+
+class _Termios(NamedTuple):
+    """What this platform's termios offers, as the conversions need it."""
+
+    characters: tuple[tuple[int, int], ...]  # (opcode, index into cc)
+    flags: tuple[tuple[int, int, int], ...]  # (opcode, index of the flag field, bit)
+    csize: int
+    cs5: int
+    cs7: int
+    cs8: int
+    bauds: dict[int, int]  # B* constant -> baud
+    speeds: dict[int, int]  # baud -> B* constant
+    b9600: int
+
+
+@functools.cache
+def _termios() -> _Termios:
+    """Read the platform's termios constants once, as ttymodes.h's #ifdefs do."""
+    # Imported here so that the codec works where termios does not exist.
+    import termios  # noqa: PLC0415
+
+    characters = []
+    flags = []
+    for opcode, spec in _SPECS.items():
+        if spec.kind not in _FLAG_FIELD and spec.kind is not _Kind.CHARACTER:
+            continue
+        if opcode in (Opcode.CS7, Opcode.CS8):
+            continue  # values of the CSIZE field, not bits: see to_termios
+        value = getattr(termios, opcode.name, None)
+        if value is None:
+            value = _MISSING_TERMIOS.get((opcode.name, sys.platform))
+            if value is None:
+                continue  # this platform has no such mode, like VSTATUS on Linux
+        if spec.kind is _Kind.CHARACTER:
+            characters.append((int(opcode), value))
+        else:
+            flags.append((int(opcode), _FLAG_FIELD[spec.kind], value))
+    bauds = {
+        getattr(termios, name): int(name[1:])
+        for name in dir(termios)
+        if name.startswith("B") and name[1:].isdigit()
+    }
+    return _Termios(
+        characters=tuple(characters),
+        flags=tuple(flags),
+        csize=termios.CSIZE,
+        cs5=termios.CS5,
+        cs7=termios.CS7,
+        cs8=termios.CS8,
+        bauds=bauds,
+        speeds={baud: constant for constant, baud in bauds.items()},
+        b9600=termios.B9600,
+    )
+
+
+def _character_text(value: int) -> str:
+    """A special character as ``stty`` shows it: ``^C``, ``^?``, ``M-a``."""
+    if value == _DISABLED:
+        return "<undef>"
+    if value > _DISABLED:
+        return f"<{value}>"  # not a byte; OpenSSH would keep the low 8 bits
+    prefix = ""
+    if value >= 0x80:
+        prefix = "M-"
+        value -= 0x80
+    if value == 0x7F:
+        return prefix + "^?"
+    if value < 0x20:
+        return prefix + "^" + chr(value + 0x40)
+    return prefix + chr(value)
 
 
 def _modes_error(message: str, offset: int) -> ProtocolError:
@@ -389,6 +483,127 @@ class TerminalModes(Mapping[int, int]):
         still grants the PTY. Always ``True`` for a value that was not decoded.
         """
         return self._applicable
+
+    @classmethod
+    def from_termios(cls, attrs: Sequence[Any]) -> TerminalModes:
+        """The modes of a terminal, from :func:`termios.tcgetattr`'s list.
+
+        ``attrs`` is ``[iflag, oflag, cflag, lflag, ispeed, ospeed, cc]``. As
+        OpenSSH's ``tty_make_modes``: every character and flag the platform has,
+        a disabled character (``_POSIX_VDISABLE``) as 255, a flag as 0 or 1,
+        speeds as baud numbers, an unknown speed as 9600. One difference: CS7
+        and CS8 say whether the CSIZE field *is* CS7 or CS8, where OpenSSH tests
+        them as bits and so reports CS7 set on every 8-bit terminal.
+        """
+        platform = _termios()
+        fields = attrs[:4]
+        cc = attrs[6]
+        items: dict[int, int] = {
+            Opcode.TTY_OP_OSPEED: platform.bauds.get(attrs[5], _DEFAULT_BAUD),
+            Opcode.TTY_OP_ISPEED: platform.bauds.get(attrs[4], _DEFAULT_BAUD),
+        }
+        for opcode, index in platform.characters:
+            # Python's tcgetattr gives one-byte bytes, but ints for VMIN and
+            # VTIME when ICANON is off (which share slots with VEOF and VEOL on
+            # some systems).
+            char = cc[index]
+            value = char if isinstance(char, int) else char[0]
+            items[opcode] = _DISABLED if value == _POSIX_VDISABLE else value
+        for opcode, field, bit in platform.flags:
+            items[opcode] = int(fields[field] & bit != 0)
+        size = fields[2] & platform.csize
+        items[Opcode.CS7] = int(size == platform.cs7)
+        items[Opcode.CS8] = int(size == platform.cs8)
+        return cls(items)
+
+    def to_termios(self, base_attrs: Sequence[Any]) -> list[Any]:
+        """``base_attrs`` (``termios.tcgetattr``'s list) with these modes applied.
+
+        A new list, ready for ``termios.tcsetattr``; nothing is called here. As
+        OpenSSH's ``tty_parse_modes``: opcodes the platform lacks and unknown
+        ones are skipped; 255 disables a character (``_POSIX_VDISABLE``), other
+        values keep their low 8 bits as a C ``cc_t`` would; any non-zero flag
+        value sets the flag; an unknown speed becomes 9600. CS7 and CS8 set the
+        CSIZE field: CS8 wins when both are set (OpenSSH clients send both on
+        an 8-bit terminal), and a zero turns off only the size it names.
+        """
+        platform = _termios()
+        modes = self._mapping()
+        fields = list(base_attrs[:4])
+        cc = list(base_attrs[6])
+        for opcode, index in platform.characters:
+            value = modes.get(opcode)
+            if value is not None:
+                char = _POSIX_VDISABLE if value == _DISABLED else value & 0xFF
+                cc[index] = char if isinstance(cc[index], int) else bytes((char,))
+        for opcode, field, bit in platform.flags:
+            value = modes.get(opcode)
+            if value is not None:
+                fields[field] = fields[field] | bit if value else fields[field] & ~bit
+        size = fields[2] & platform.csize
+        if modes.get(Opcode.CS8):
+            size = platform.cs8
+        elif modes.get(Opcode.CS7):
+            size = platform.cs7
+        elif (size == platform.cs8 and Opcode.CS8 in modes) or (
+            size == platform.cs7 and Opcode.CS7 in modes
+        ):
+            size = platform.cs5  # what OpenSSH's clearing of the bits leaves
+        fields[2] = fields[2] & ~platform.csize | size
+        speeds = []
+        for opcode, base in ((Opcode.TTY_OP_ISPEED, 4), (Opcode.TTY_OP_OSPEED, 5)):
+            baud = modes.get(opcode)
+            speeds.append(
+                base_attrs[base] if baud is None else platform.speeds.get(baud, platform.b9600)
+            )
+        return [*fields, *speeds, cc]
+
+    def describe(self) -> str:
+        """These modes as readable text, in the style of ``stty -a``.
+
+        Lines, separated by ``\\n``: the speeds, the special characters, then the
+        control, input, output and local flags (``-name`` when off), then any
+        opcodes without a name, and a note if OpenSSH would not apply the modes.
+        Only the modes that were sent appear.
+        """
+        modes = self._mapping()
+        lines = []
+        ispeed = modes.get(Opcode.TTY_OP_ISPEED)
+        ospeed = modes.get(Opcode.TTY_OP_OSPEED)
+        if ispeed is not None and ispeed == ospeed:
+            lines.append(f"speed {ispeed} baud;")
+        else:
+            lines.append(
+                " ".join(
+                    f"{name} {baud} baud;"
+                    for name, baud in (("ispeed", ispeed), ("ospeed", ospeed))
+                    if baud is not None
+                )
+            )
+        words: dict[_Kind, list[str]] = {kind: [] for kind in _Kind}
+        unknown = []
+        for opcode, value in sorted(modes.items()):
+            spec = _SPECS_BY_VALUE.get(opcode)
+            if spec is None:
+                unknown.append(f"opcode {opcode} = {value};")
+            elif spec.kind is _Kind.CHARACTER:
+                words[_Kind.CHARACTER].append(f"{spec.stty} = {_character_text(value)};")
+            elif spec.kind is not _Kind.SPEED and opcode not in (Opcode.CS7, Opcode.CS8):
+                words[spec.kind].append(spec.stty if value else f"-{spec.stty}")
+        if modes.get(Opcode.CS8):
+            size = ["cs8"]
+        elif modes.get(Opcode.CS7):
+            size = ["cs7"]
+        else:
+            size = [f"-{name}" for name in ("cs7", "cs8") if Opcode[name.upper()] in modes]
+        words[_Kind.CONTROL][:0] = size
+        for kind in (_Kind.CHARACTER, _Kind.CONTROL, _Kind.INPUT, _Kind.OUTPUT, _Kind.LOCAL):
+            lines.append(" ".join(words[kind]))
+        lines.append(" ".join(unknown))
+        if not self._applicable:
+            lines.append("(OpenSSH would not apply these: bytes follow the end of the modes)")
+        text = "\n".join(line for line in lines if line)
+        return text or "(no terminal modes)"
 
     def _mapping(self) -> dict[int, int]:
         items = self._items
