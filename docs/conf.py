@@ -1,5 +1,10 @@
 """Sphinx configuration for ptycore's documentation."""
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent / "_ext"))
+
 project = "ptycore"
 author = "the ptycore maintainers"
 copyright = "2026, the ptycore maintainers"
@@ -7,6 +12,7 @@ copyright = "2026, the ptycore maintainers"
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.viewcode",
+    "session_diagram",
 ]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
