@@ -354,7 +354,10 @@ class TerminalModes(Mapping[int, int]):
     _applicable: bool
     _hash: int | None
 
-    def __init__(self, items: Mapping[int, int] | Iterable[tuple[int, int]] = ()) -> None:
+    def __init__(
+        self,
+        items: Mapping[int, int] | Mapping[Opcode, int] | Iterable[tuple[int, int]] = (),
+    ) -> None:
         pairs = items.items() if isinstance(items, Mapping) else items
         checked: dict[int, int] = {}
         for opcode, value in pairs:
