@@ -13,6 +13,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.viewcode",
     "session_diagram",
+    "modes_table",
 ]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"

@@ -223,7 +223,7 @@ def test_empty_and_end_only(policy: ModePolicy) -> None:
     only_end = TerminalModes.decode(END, policy)
     assert (dict(only_end), only_end.applicable, only_end.encode()) == ({}, True, END)
     assert only_end == TerminalModes()
-    empty = TerminalModes.decode(b"")
+    empty = TerminalModes.decode(b"", policy)  # what Paramiko sends
     assert (dict(empty), empty.applicable, empty.encode()) == ({}, True, b"")
 
 
@@ -249,7 +249,6 @@ def test_a_long_stream_holds_at_most_one_item_per_opcode() -> None:
         (pair(Opcode.ECHO, 1) + pair(20, 1) + END, "unknown opcode 20", 5),
         (pair(Opcode.ECHO, 1) + b"\xa0", "undefined opcode 160", 5),
         (pair(Opcode.ECHO, 1), "no TTY_OP_END", 5),
-        (b"", "no TTY_OP_END", 0),
         (pair(Opcode.ECHO, 1) + END + END, "1 bytes after TTY_OP_END", 6),
         (pair(Opcode.ECHO, 1) + pair(Opcode.ECHO, 0) + END, "opcode 53 repeated", 5),
     ],
@@ -511,6 +510,31 @@ def test_describe_the_unusual() -> None:
     )
 
 
+# --- the example in docs/modes.rst, included from here ---------------------------
+
+
+# example-start
+def apply_client_modes(pty_fd: int, request_modes: TerminalModes) -> None:
+    """Give a PTY the terminal modes a client sent, as OpenSSH's sshd does."""
+    if not request_modes.applicable:
+        return  # sshd still grants the PTY, but leaves its settings alone
+    attrs = termios.tcgetattr(pty_fd)
+    termios.tcsetattr(pty_fd, termios.TCSANOW, request_modes.to_termios(attrs))
+    # example-end
+
+
+def test_the_docs_example_applies_a_real_clients_modes() -> None:
+    with pty("-icanon", "intr", "^X", "iutf8", "9600", "susp", "undef") as client:
+        expected = termios.tcgetattr(client)
+    with pty() as server:
+        apply_client_modes(server, TerminalModes.decode(OPENSSH_CHANGED))
+        assert termios.tcgetattr(server) == expected
+    with pty() as server:
+        before = termios.tcgetattr(server)
+        apply_client_modes(server, TerminalModes.decode(OPENSSH_CHANGED + b"junk"))
+        assert termios.tcgetattr(server) == before
+
+
 # --- the real OpenSSH client, live --------------------------------------------------
 
 
@@ -563,6 +587,7 @@ def test_real_openssh_client_modes_apply_to_a_pty() -> None:
             if channel is not None:
                 channel.send_exit_status(0)
                 channel.close()
+            transport.join(20)  # until the client hangs up: closing first races it
             transport.close()
 
     server = threading.Thread(target=serve)
@@ -578,13 +603,13 @@ def test_real_openssh_client_modes_apply_to_a_pty() -> None:
             ],
             stdin=client,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             timeout=30,
             check=False,
         )
     server.join(30)
     listener.close()
-    assert ssh.returncode == 0
+    assert ssh.returncode == 0, ssh.stderr
     [wire] = captured
     modes = TerminalModes.decode(wire, ModePolicy.STRICT)
     assert modes.encode() == wire

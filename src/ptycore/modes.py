@@ -125,8 +125,9 @@ class ModePolicy(enum.Enum):
     #: last value; only a truncated argument is an error.
     OPENSSH = "openssh"
     #: Raise :class:`~ptycore.ProtocolError` on anything irregular: an unknown
-    #: opcode, an opcode of 160 or more, a missing ``TTY_OP_END``, bytes after
-    #: it, or a repeated opcode.
+    #: opcode, an opcode of 160 or more, a missing ``TTY_OP_END`` (the empty
+    #: string, which Paramiko sends, is regular), bytes after it, or a repeated
+    #: opcode.
     STRICT = "strict"
 
 
@@ -454,7 +455,9 @@ class TerminalModes(Mapping[int, int]):
             items[opcode] = _UINT32.unpack_from(data, offset + 1)[0]
             offset += 5
         else:
-            if strict:
+            # An empty string is no modes at all: Paramiko sends it, and OpenSSH
+            # returns early on it ("if (len == 0) return;").
+            if strict and end:
                 raise _modes_error("no TTY_OP_END", end)
         # ttymodes.c: "Don't process bytes passed" -- OpenSSH applies none of the
         # modes when anything is left after the byte that ended the parse.
