@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import itertools
 import struct
 import sys
 from collections.abc import (
@@ -222,26 +223,13 @@ _SPECS_BY_VALUE = {int(opcode): spec for opcode, spec in _SPECS.items()}
 # Plain values for the hot path: attribute access on an enum class is slow.
 _END = int(Opcode.TTY_OP_END)
 _OPENSSH = ModePolicy.OPENSSH
+_SPEEDS_FIRST = (int(Opcode.TTY_OP_OSPEED), int(Opcode.TTY_OP_ISPEED))
 
 # Every byte that is a defined opcode with an argument, and every byte that may be
 # an opcode with an argument at all: the fast path checks a whole stream's opcodes
 # against these with one ``bytes.translate`` each.
 _KNOWN_OPCODES = bytes(op for op in Opcode if op != Opcode.TTY_OP_END)
 _ARGUMENT_OPCODES = bytes(range(1, _FIRST_UNDEFINED))
-
-
-def _openssh_order(opcode: int) -> int:
-    """Sort key for ``tty_make_modes``'s order: OSPEED, ISPEED, then ttymodes.h's.
-
-    ttymodes.h lists the characters, then the input, local, output and control
-    flags, which is ascending opcode order; opcodes it does not know follow the
-    same rule.
-    """
-    if opcode == Opcode.TTY_OP_OSPEED:
-        return -2
-    if opcode == Opcode.TTY_OP_ISPEED:
-        return -1
-    return opcode
 
 
 # Bits that Python's termios module may not export although the platform has
@@ -359,15 +347,18 @@ class TerminalModes(Mapping[int, int]):
         self,
         items: Mapping[int, int] | Mapping[Opcode, int] | Iterable[tuple[int, int]] = (),
     ) -> None:
-        pairs = items.items() if isinstance(items, Mapping) else items
         checked: dict[int, int] = {}
-        for opcode, value in pairs:
+        for opcode, value in dict(items).items():  # a repeated opcode: the last value
             if not isinstance(opcode, int) or not 0 < opcode < _FIRST_UNDEFINED:
                 raise ValueError(f"a terminal mode opcode is 1 to 159, not {opcode!r}")
             if not isinstance(value, int) or not 0 <= value <= _UINT32_MAX:
                 raise ValueError(f"a terminal mode value is a uint32, not {value!r}")
             checked[int(opcode)] = int(value)
-        self._items = {op: checked[op] for op in sorted(checked, key=_openssh_order)}
+        # tty_make_modes: OSPEED, ISPEED, then ttymodes.h's order, which is
+        # ascending; opcodes it does not know follow the same rule.
+        ordered = {op: checked.pop(op) for op in _SPEEDS_FIRST if op in checked}
+        ordered.update(sorted(checked.items()))
+        self._items = ordered
         self._raw = None
         self._encoded = None
         self._applicable = True
@@ -471,8 +462,8 @@ class TerminalModes(Mapping[int, int]):
         """
         if self._encoded is None:
             items = self._mapping()
-            flat = [number for item in items.items() for number in item]
-            self._encoded = struct.pack(f">{'BI' * len(items)}B", *flat, Opcode.TTY_OP_END)
+            flat = itertools.chain.from_iterable(items.items())
+            self._encoded = struct.pack(f">{'BI' * len(items)}B", *flat, _END)
         return self._encoded
 
     @property
