@@ -121,6 +121,17 @@ def test_encode_then_decode_gives_the_same_modes(mapping: dict[int, int]) -> Non
         assert hash(decoded) == hash(modes)
 
 
+@given(
+    st.dictionaries(
+        st.sampled_from([op for op in Opcode if op != Opcode.TTY_OP_END]),
+        st.integers(min_value=0, max_value=2**32 - 1),
+    )
+)
+def test_defined_opcodes_round_trip_under_the_strict_policy(mapping: dict[Opcode, int]) -> None:
+    wire = TerminalModes(mapping).encode()
+    assert TerminalModes.decode(wire, ModePolicy.STRICT) == mapping
+
+
 @given(st.binary(max_size=400), st.sampled_from(POLICIES))
 def test_any_bytes_give_modes_or_a_protocol_error(data: bytes, policy: ModePolicy) -> None:
     failure: ProtocolError | None = None

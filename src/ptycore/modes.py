@@ -233,7 +233,7 @@ _ARGUMENT_OPCODES = bytes(range(1, _FIRST_UNDEFINED))
 
 
 # Bits that Python's termios module may not export although the platform has
-# them: IUTF8 came to Python's termios only after 3.11. Values from the
+# them: Python 3.11's termios has no IUTF8, for one. Values from the
 # platforms' headers (Linux <asm-generic/termbits.h>, macOS <sys/termios.h>).
 _MISSING_TERMIOS = {("IUTF8", "linux"): 0o40000, ("IUTF8", "darwin"): 0x4000}
 
