@@ -91,7 +91,7 @@ class Kind(enum.Enum):
     EXIT_STATUS = "exit-status"
     EXIT_SIGNAL = "exit-signal"
     BREAK = "break"
-    AGENT = "auth-agent-req@openssh.com"
+    AGENT = "auth-agent-req@openssh.com / agent-req"
     EOW = "eow@openssh.com"
     KEEPALIVE = "keepalive@openssh.com"
     UNKNOWN = "unknown request"
