@@ -1,0 +1,295 @@
+"""RFC 4254 connection layer over payloads: channels, windows, limits, global requests."""
+
+from __future__ import annotations
+
+import pytest
+
+from ptycore import ProtocolError
+from ptycore._wire import Reader, encode_boolean, encode_string, encode_text, encode_uint32
+from ptycore.connection import (
+    BufferFullError,
+    ChannelClosed,
+    ChannelDataReceived,
+    ChannelEOFReceived,
+    ChannelOpened,
+    ChannelOpenFailed,
+    ChannelWritable,
+    Connection,
+    ConnectionConfig,
+    ConnectionEvent,
+    SessionEvent,
+)
+from ptycore.requests import ExitStatusRequest, ShellRequest
+from ptycore.session import (
+    ClientSession,
+    RequestAnswered,
+    RequestReceived,
+    Role,
+    ServerSession,
+)
+
+WINDOW = 64 * 32768
+
+
+def u32(value: int) -> bytes:
+    return encode_uint32(value)
+
+
+def channel_open(sender: int = 7, window: int = WINDOW, packet: int = 32768) -> bytes:
+    return b"\x5a" + encode_text("session") + u32(sender) + u32(window) + u32(packet)
+
+
+def channel_request(recipient: int, name: str, want_reply: bool, data: bytes = b"") -> bytes:
+    return b"\x62" + u32(recipient) + encode_text(name) + encode_boolean(want_reply) + data
+
+
+def data_msg(recipient: int, data: bytes) -> bytes:
+    return b"\x5e" + u32(recipient) + encode_string(data)
+
+
+def server_session(conn: Connection, channel_id: int) -> ServerSession:
+    session = conn.session(channel_id)
+    assert isinstance(session, ServerSession)
+    return session
+
+
+def opened_server(
+    window: int = WINDOW, packet: int = 32768, max_buffered_bytes: int = WINDOW
+) -> Connection:
+    """A server with channel 0 open (peer channel 7) and a shell running."""
+    conn = Connection(Role.SERVER, ConnectionConfig(max_buffered_bytes=max_buffered_bytes))
+    assert conn.receive_payload(channel_open(7, window, packet)) == [ChannelOpened(channel_id=0)]
+    # OPEN_CONFIRMATION: recipient 7, sender 0, window 0 until the program starts.
+    assert conn.payloads_to_send() == [b"\x5b" + u32(7) + u32(0) + u32(0) + u32(32768)]
+    (event,) = conn.receive_payload(channel_request(0, "shell", True))
+    assert isinstance(event, SessionEvent)
+    assert isinstance(event.event, RequestReceived)
+    server_session(conn, 0).accept(event.event.handle)
+    # The window opens, then SUCCESS: sshd's channel_set_fds runs before the reply.
+    assert conn.payloads_to_send() == [b"\x5d" + u32(7) + u32(WINDOW), b"\x63" + u32(7)]
+    return conn
+
+
+def test_data_before_the_program_starts_is_refused() -> None:
+    conn = Connection(Role.SERVER)
+    conn.receive_payload(channel_open())
+    with pytest.raises(ProtocolError):
+        conn.receive_payload(data_msg(0, b"x"))
+
+
+def test_data_is_delivered_and_the_window_adjusted_at_half() -> None:
+    conn = opened_server()
+    half = WINDOW // 2
+    events: list[ConnectionEvent] = []
+    for _ in range(half // 32768):
+        events += conn.receive_payload(data_msg(0, b"a" * 32768))
+    assert len(events) == half // 32768
+    assert events[0] == ChannelDataReceived(channel_id=0, data=b"a" * 32768)
+    adjusts = conn.payloads_to_send()
+    assert adjusts
+    assert all(p[:5] == b"\x5d" + u32(7) for p in adjusts)
+    assert sum(Reader(p, 5).uint32("n") for p in adjusts) == half
+
+
+def test_window_overrun_beyond_a_tenth_disconnects() -> None:
+    conn = Connection(Role.SERVER, ConnectionConfig(window_size=1000))
+    conn.receive_payload(channel_open())
+    (event,) = conn.receive_payload(channel_request(0, "exec", True, encode_text("true")))
+    assert isinstance(event, SessionEvent)
+    assert isinstance(event.event, RequestReceived)
+    server_session(conn, 0).accept(event.event.handle)
+    conn.payloads_to_send()
+    # channels.c channel_input_data: up to a tenth over the window is tolerated...
+    assert conn.receive_payload(data_msg(0, b"a" * 1100))
+    # ...more is not.
+    conn.receive_payload(data_msg(0, b"a" * 1100))
+    with pytest.raises(ProtocolError, match="window"):
+        conn.receive_payload(data_msg(0, b"a" * 2300))
+
+
+def test_oversized_packet_disconnects() -> None:
+    conn = opened_server()
+    with pytest.raises(ProtocolError, match="packet"):
+        conn.receive_payload(data_msg(0, b"a" * 32769))
+
+
+def test_sending_respects_window_and_maximum_packet() -> None:
+    conn = opened_server(window=1000, packet=300)
+    conn.send_data(0, b"x" * 2500)
+    sent = conn.payloads_to_send()
+    sizes = [len(Reader(p, 5).string("data")) for p in sent]
+    assert sizes == [300, 300, 300, 100]
+    assert conn.send_window(0) == 0
+    events = conn.receive_payload(b"\x5d" + u32(0) + u32(2000))
+    assert isinstance(events[0], ChannelWritable)
+    sizes = [len(Reader(p, 5).string("data")) for p in conn.payloads_to_send()]
+    assert sizes == [300] * 5
+
+
+def test_exit_status_waits_behind_blocked_data() -> None:
+    conn = opened_server(window=10, packet=300)
+    conn.send_data(0, b"y" * 20)
+    session = server_session(conn, 0)
+    session.send_exit_status(3)
+    session.send_eof()
+    session.close()
+    sent = conn.payloads_to_send()
+    assert [p[0] for p in sent] == [0x5E]
+    conn.receive_payload(b"\x5d" + u32(0) + u32(10))
+    sent = conn.payloads_to_send()
+    assert [p[0] for p in sent] == [0x5E, 0x62, 0x60, 0x61]
+    assert sent[1] == b"\x62" + u32(7) + encode_text("exit-status") + b"\x00" + u32(3)
+    assert conn.receive_payload(b"\x61" + u32(0)) == [ChannelClosed(channel_id=0)]
+    assert conn.channel_ids == ()
+
+
+def test_buffer_cap_refuses_more_data() -> None:
+    conn = opened_server(window=0, max_buffered_bytes=100)
+    assert conn.writable(0) == 100
+    conn.send_data(0, b"z" * 60)
+    assert conn.writable(0) == 40
+    with pytest.raises(BufferFullError):
+        conn.send_data(0, b"z" * 41)
+
+
+def test_peer_close_drops_queued_data_and_closes_back() -> None:
+    conn = opened_server(window=0)
+    conn.send_data(0, b"queued")
+    assert conn.receive_payload(b"\x60" + u32(0)) == [ChannelEOFReceived(channel_id=0)]
+    assert conn.receive_payload(b"\x61" + u32(0)) == [ChannelClosed(channel_id=0)]
+    assert conn.payloads_to_send() == [b"\x61" + u32(7)]
+    assert conn.channel_ids == ()
+    with pytest.raises(ProtocolError, match="nonexistent"):
+        conn.receive_payload(data_msg(0, b"late"))
+
+
+@pytest.mark.parametrize(
+    ("channel_type", "reason"), [("direct-tcpip", 1), ("x-custom@example", 3)]
+)
+def test_other_channel_types_are_refused(channel_type: str, reason: int) -> None:
+    conn = Connection(Role.SERVER)
+    payload = b"\x5a" + encode_text(channel_type) + u32(3) + u32(100) + u32(100) + b"extra"
+    assert conn.receive_payload(payload) == []
+    (sent,) = conn.payloads_to_send()
+    assert sent[:9] == b"\x5c" + u32(3) + u32(reason)
+
+
+def test_session_limit() -> None:
+    conn = Connection(Role.SERVER, ConnectionConfig(max_sessions=2))
+    conn.receive_payload(channel_open(1))
+    conn.receive_payload(channel_open(2))
+    assert conn.receive_payload(channel_open(3)) == []
+    assert conn.payloads_to_send()[-1][:9] == b"\x5c" + u32(3) + u32(1)
+
+
+def test_no_more_sessions_is_honoured() -> None:
+    conn = Connection(Role.SERVER)
+    conn.receive_payload(b"\x50" + encode_text("no-more-sessions@openssh.com") + b"\x00")
+    assert conn.payloads_to_send() == []
+    with pytest.raises(ProtocolError):
+        conn.receive_payload(channel_open())
+
+
+def test_keepalive_and_unknown_global_requests_get_failure() -> None:
+    conn = Connection(Role.SERVER)
+    conn.receive_payload(b"\x50" + encode_text("keepalive@openssh.com") + b"\x01")
+    conn.receive_payload(b"\x50" + encode_text("x@example.com") + b"\x00")
+    assert conn.payloads_to_send() == [b"\x52"]
+
+
+def test_window_adjust_overflow_disconnects() -> None:
+    conn = opened_server()
+    with pytest.raises(ProtocolError, match="overflow"):
+        conn.receive_payload(b"\x5d" + u32(0) + u32(0xFFFFFFFF))
+
+
+def test_malformed_channel_message_disconnects() -> None:
+    conn = opened_server()
+    with pytest.raises(ProtocolError):
+        conn.receive_payload(b"\x60" + u32(0) + b"junk")
+    with pytest.raises(ProtocolError):
+        conn.receive_payload(b"\x55")
+
+
+def pump(client: Connection, server: Connection) -> tuple[list[ConnectionEvent], ...]:
+    """Shuttle payloads both ways until quiet; return (client's events, server's events)."""
+    events: tuple[list[ConnectionEvent], list[ConnectionEvent]] = ([], [])
+    while True:
+        moved = False
+        for src, dst, sink in ((client, server, events[1]), (server, client, events[0])):
+            for payload in src.payloads_to_send():
+                moved = True
+                sink.extend(dst.receive_payload(payload))
+        if not moved:
+            return events
+
+
+def test_client_and_server_move_more_than_a_window_each_way() -> None:
+    client = Connection(Role.CLIENT)
+    server = Connection(Role.SERVER)
+    channel = client.open_session()
+    client_events, server_events = pump(client, server)
+    assert client_events == [ChannelOpened(channel_id=0)]
+    assert server_events == [ChannelOpened(channel_id=0)]
+    session = client.session(channel)
+    assert isinstance(session, ClientSession)
+    session.request_shell()
+    _, (request,) = pump(client, server)
+    assert isinstance(request, SessionEvent)
+    assert isinstance(request.event, RequestReceived)
+    assert request.event.request == ShellRequest()
+    server_session(server, 0).accept(request.event.handle)
+    client_events, _ = pump(client, server)
+    assert client_events[0] == ChannelWritable(channel_id=0, writable=2 * WINDOW)
+    answer = client_events[1]
+    assert isinstance(answer, SessionEvent)
+    assert isinstance(answer.event, RequestAnswered)
+    assert answer.event.accepted
+
+    payload = bytes(range(256)) * (3 * WINDOW // 256 + 7)
+    pending = {"up": payload, "down": payload[::-1]}
+    received: dict[str, bytearray] = {"up": bytearray(), "down": bytearray()}
+    rounds = 0
+    while pending["up"] or pending["down"] or rounds == 0:
+        rounds += 1
+        for conn, direction in ((client, "up"), (server, "down")):
+            n = min(len(pending[direction]), conn.writable(0))
+            conn.send_data(0, pending[direction][:n])
+            pending[direction] = pending[direction][n:]
+        client_events, server_events = pump(client, server)
+        for events, direction in ((server_events, "up"), (client_events, "down")):
+            for event in events:
+                if isinstance(event, ChannelDataReceived):
+                    received[direction] += event.data
+    assert bytes(received["up"]) == payload
+    assert bytes(received["down"]) == payload[::-1]
+    assert rounds > 1  # the windows made the senders wait
+
+
+def test_client_open_failure() -> None:
+    client = Connection(Role.CLIENT)
+    channel = client.open_session()
+    (open_payload,) = client.payloads_to_send()
+    assert open_payload == b"\x5a" + encode_text("session") + u32(0) + u32(WINDOW) + u32(32768)
+    failure = b"\x5c" + u32(channel) + u32(1) + encode_text("no") + encode_string(b"")
+    assert client.receive_payload(failure) == [
+        ChannelOpenFailed(channel_id=0, reason=1, description="no")
+    ]
+    assert client.channel_ids == ()
+
+
+def test_client_receives_exit_status() -> None:
+    client = Connection(Role.CLIENT)
+    client.open_session()
+    client.payloads_to_send()
+    client.receive_payload(b"\x5b" + u32(0) + u32(5) + u32(100) + u32(100))
+    session = client.session(0)
+    assert isinstance(session, ClientSession)
+    session.request_shell()
+    client.payloads_to_send()
+    client.receive_payload(b"\x63" + u32(0))
+    events = client.receive_payload(
+        channel_request(0, "exit-status", False, ExitStatusRequest(status=7).encode())
+    )
+    assert isinstance(events[0], SessionEvent)
+    assert session.exit_status == 7
