@@ -32,7 +32,8 @@ OPCODES = {
 
 EXPECT_KEYS = {
     "pty", "term", "cols", "rows", "width_px", "height_px", "modes", "program", "command",
-    "subsystem", "env", "window_changes", "break_ms", "signals", "agent", "global_requests",
+    "subsystem", "env", "window_changes", "break_ms", "signals", "agent", "x11",
+    "global_requests",
 }  # fmt: skip
 
 CLIENT_PREFIX = {"openssh": "SSH-2.0-OpenSSH_", "paramiko": "SSH-2.0-paramiko_",
@@ -93,8 +94,18 @@ def decode_size(c: Cursor) -> dict[str, Any]:
     return {"size": [c.uint32(), c.uint32(), c.uint32(), c.uint32()]}
 
 
+def decode_x11(c: Cursor) -> dict[str, Any]:
+    # RFC 4254 6.3.1: boolean single connection, string auth protocol,
+    # string auth cookie (hex), uint32 screen number.
+    single = c.take(1)[0]
+    assert single in {0, 1}
+    return {"single_connection": bool(single), "auth_protocol": c.text(),
+            "auth_cookie": c.text(), "screen": c.uint32()}  # fmt: skip
+
+
 DECODERS: dict[str, Callable[[Cursor], dict[str, Any]]] = {
     "pty-req": decode_pty,
+    "x11-req": decode_x11,
     "env": lambda c: {"name": c.text(), "value": c.text()},  # RFC 4254 6.4
     "shell": lambda c: {},  # RFC 4254 6.5
     "exec": lambda c: {"command": c.text()},
@@ -133,7 +144,8 @@ def test_every_client_and_scenario_is_there() -> None:
     names = {p.stem for p in PATHS}
     for name in ("openssh-shell-xterm-256color", "openssh-no-pty", "openssh-exec",
                  "openssh-exec-tt", "openssh-subsystem-sftp", "openssh-sendenv", "openssh-break",
-                 "openssh-resize", "openssh-agent", "paramiko-shell-resize", "paramiko-exec-env",
+                 "openssh-resize", "openssh-agent", "openssh-setenv", "openssh-x11",
+                 "openssh-keepalive", "paramiko-shell-resize", "paramiko-exec-env",
                  "asyncssh-shell"):  # fmt: skip
         assert name in names
     assert (FIXTURES / "README.md").read_text().count(".json") >= len(PATHS)
@@ -200,10 +212,15 @@ OPENSSH = [p for p in PATHS if p.stem.startswith("openssh-")]
 @pytest.mark.parametrize("path", OPENSSH, ids=[p.stem for p in OPENSSH])
 def test_openssh_specifics(path: Path) -> None:
     document = load(path)
-    first = document["requests"][0]
+    requests = iter(document["requests"])
+    first = next(requests)
+    # ssh.c ssh_session2_setup: x11-req, then agent forwarding, then the pty.
+    if "x11" in document["expect"]:
+        assert (first["type"], first["want_reply"]) == ("x11-req", True)
+        first = next(requests)
     if document["expect"].get("agent"):
         assert (first["type"], first["want_reply"]) == (AGENT, False)
-        first = document["requests"][1]
+        first = next(requests)
     if document["expect"]["pty"]:
         # clientloop.c client_session2_setup: pty-req first, with want_reply set, and
         # ttymodes.c tty_make_modes: OSPEED, ISPEED, then every character and flag.
@@ -262,6 +279,19 @@ def test_requests_during_the_session(path: Path) -> None:
     signals = [fields["name"] for _, fields in of_type(document, "signal")]
     assert signals == expect.get("signals", [])
     assert len(of_type(document, AGENT)) == (1 if expect.get("agent") else 0)
+
+
+@fixtures
+def test_x11(path: Path) -> None:
+    document, expect = load(path), load(path)["expect"]
+    requests = of_type(document, "x11-req")
+    if "x11" not in expect:
+        assert requests == []
+        return
+    ((want_reply, x11),) = requests
+    assert want_reply is True
+    assert re.fullmatch(r"[0-9a-f]{32}", x11.pop("auth_cookie"))
+    assert x11 == expect["x11"]
 
 
 @fixtures

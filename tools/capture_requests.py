@@ -64,8 +64,6 @@ WAIT = 20.0
 """Deadline in seconds for any one condition (a request arriving, a session ending)."""
 
 PROGRAMS = frozenset({b"shell", b"exec", b"subsystem"})
-HOLD = "hold"
-"""An exec command that keeps the session open like a shell (until ``q`` or EOF)."""
 
 
 # --------------------------------------------------------------------------- records
@@ -154,8 +152,8 @@ class CaptureConnection(SSHConnection):
 class CaptureChannel(SSHChannel):
     """A session channel that says yes to everything and ends when told to.
 
-    ``shell`` and ``exec hold`` echo input until ``q`` or EOF; any other ``exec`` and
-    every ``subsystem`` print a line and end at once. Ending sends exit-status 0, EOF
+    ``shell`` echoes input until ``q`` or EOF; ``exec`` and ``subsystem`` print a line
+    and end at once. Ending sends exit-status 0, EOF
     and CLOSE, as sshd does when the program exits.
     """
 
@@ -178,8 +176,7 @@ class CaptureChannel(SSHChannel):
     def requestReceived(self, requestType: bytes, data: bytes) -> bool:
         # Deliberately no Conch parsing: the connection already kept the raw bytes.
         if requestType in PROGRAMS:
-            command = _string(data, 0)[0] if requestType == b"exec" else b""
-            self.interactive = requestType == b"shell" or command == HOLD.encode()
+            self.interactive = requestType == b"shell"
             # Start after Conch has sent CHANNEL_SUCCESS for this request.
             REACTOR.callLater(0, self.start, requestType, data)
         return True
@@ -665,6 +662,45 @@ def openssh_agent(context: Context, name: str) -> None:
     )
 
 
+def openssh_setenv(context: Context, name: str) -> None:
+    run = OpenSSHRun(env=(("LANG", "C.UTF-8"),),
+                     args=("-o", "SendEnv=LANG", "-o", "SetEnv=FOO=bar"))  # fmt: skip
+    record, how = run_openssh(context, name, run, interactive)
+    expect = {"pty": True, "term": run.term, "cols": run.cols, "rows": run.rows,
+              "program": "shell", "env": {"LANG": "C.UTF-8", "FOO": "bar"}}  # fmt: skip
+    fixture(
+        context,
+        name,
+        record,
+        how=how,
+        scenario="SendEnv LANG and SetEnv FOO=bar together (order of the env requests)",
+        expect=expect,
+    )
+
+
+def openssh_x11(context: Context, name: str) -> None:
+    # -Y (trusted) with an empty XAUTHORITY: OpenSSH warns "No xauth data; using fake
+    # authentication data" and still sends x11-req (clientloop.c client_x11_get_proto),
+    # so no X server is needed. The cookie is random at every capture.
+    xauthority = context.directory / "xauthority"
+    xauthority.touch()
+    env = (("DISPLAY", ":99"), ("XAUTHORITY", str(xauthority)))
+    run = OpenSSHRun(env=env, args=("-Y",))
+    record, how = run_openssh(context, name, run, interactive)
+    how = how.replace(str(context.directory), "$TMP") + " ($TMP/xauthority empty)"
+    x11 = {"single_connection": False, "auth_protocol": "MIT-MAGIC-COOKIE-1", "screen": 0}
+    expect = {"pty": True, "term": run.term, "cols": run.cols, "rows": run.rows,
+              "program": "shell", "x11": x11}  # fmt: skip
+    fixture(
+        context,
+        name,
+        record,
+        how=how,
+        scenario="trusted X11 forwarding (-Y) with DISPLAY=:99 and no xauth data",
+        expect=expect,
+    )
+
+
 def openssh_keepalive(context: Context, name: str) -> None:
     seen: list[str] = []
 
@@ -840,6 +876,8 @@ SCENARIOS: dict[str, Callable[[Context, str], None]] = {
     "openssh-break": openssh_break,
     "openssh-resize": openssh_resize,
     "openssh-agent": openssh_agent,
+    "openssh-setenv": openssh_setenv,
+    "openssh-x11": openssh_x11,
     "openssh-keepalive": openssh_keepalive,
     "paramiko-shell-resize": paramiko_shell,
     "paramiko-exec-env": paramiko_exec,
