@@ -887,7 +887,10 @@ def _type_name(request_type: str | bytes, limits: RequestLimits) -> str:
 
 
 def parse_request(
-    request_type: str | bytes, payload: bytes, *, limits: RequestLimits = DEFAULT_LIMITS
+    request_type: str | bytes,
+    payload: bytes | bytearray | memoryview,
+    *,
+    limits: RequestLimits = DEFAULT_LIMITS,
 ) -> ChannelRequest:
     """Parse the type-specific part of an ``SSH_MSG_CHANNEL_REQUEST``.
 
