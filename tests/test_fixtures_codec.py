@@ -130,17 +130,17 @@ def test_parsed_requests_say_what_the_capture_recorded(path: Path) -> None:
     expect = dict(capture["expect"])
     expect.pop("global_requests", None)  # connection-level, not in "requests"
     assert expect, "a capture with nothing to check"
-    for key, value in expect.items():
-        got = facts.get(key)
+    for key, recorded in expect.items():
+        want, got = recorded, facts.get(key)
         if key == "modes":
             # Only the modes the capture set on purpose are recorded.
-            got = {name: facts["modes"].get(name) for name in value}
+            got = {name: facts["modes"].get(name) for name in recorded}
         elif key == "env":
             # In the order the client sent them.
-            got, value = list(got.items()), list(value.items())
+            want, got = list(recorded.items()), list(facts["env"].items())
         elif key == "window_changes":
-            got = [full[: len(want)] for full, want in zip(got or [], value, strict=True)]
-        assert got == value, f"{path.name}: {key}"
+            got = [full[: len(w)] for full, w in zip(got or [], recorded, strict=True)]
+        assert got == want, f"{path.name}: {key}"
 
 
 def test_openssh_pty_req_is_the_benchmark_payload() -> None:
