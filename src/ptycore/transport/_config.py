@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 
 __all__ = [
     "CIPHERS",
@@ -41,8 +42,6 @@ PACKET_MAX_SIZE = 256 * 1024
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("ptycore")
     except PackageNotFoundError:  # pragma: no cover (running from a bare checkout)

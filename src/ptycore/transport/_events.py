@@ -60,9 +60,15 @@ class KeyExchangeComplete:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PayloadReceived:
-    """A message for the layers above (number 5, 6 or 50-255), with its number byte."""
+    """A message for the layers above (number 5, 6 or 50-255), with its number byte.
+
+    ``sequence_number`` is what :meth:`Transport.send_unimplemented
+    <ptycore.transport.Transport.send_unimplemented>` needs if the layer above does
+    not know the message (RFC 4253 section 11.4).
+    """
 
     payload: bytes
+    sequence_number: int
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from .._errors import ProtocolError
-from .._wire import Reader, encode_mpint, encode_string
+from ptycore._errors import ProtocolError
+from ptycore._wire import Reader, encode_mpint, encode_string
 
 __all__ = ["HostKey", "fingerprint", "key_type", "verify_signature"]
 
@@ -84,7 +84,9 @@ def _public_key(blob: bytes) -> tuple[str, PublicKey]:
     return kind, key
 
 
-def verify_signature(algorithm: str, public_blob: bytes, signature_blob: bytes, data: bytes) -> bool:
+def verify_signature(
+    algorithm: str, public_blob: bytes, signature_blob: bytes, data: bytes
+) -> bool:
     """Whether ``signature_blob`` is a valid ``algorithm`` signature of ``data``.
 
     ``signature_blob`` is ``string algorithm, string signature`` (RFC 4253 section
@@ -168,7 +170,7 @@ class HostKey:
 
     @classmethod
     def from_openssh(cls, data: bytes, password: bytes | None = None) -> HostKey:
-        """Load an OpenSSH private key file's contents (``-----BEGIN OPENSSH PRIVATE KEY-----``)."""
+        """Load the contents of an OpenSSH private key file (``BEGIN OPENSSH PRIVATE KEY``)."""
         key = serialization.load_ssh_private_key(data, password)
         if not isinstance(
             key, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey

@@ -1,0 +1,245 @@
+"""Packet protection behind one small interface, as aioquic keeps its crypto.
+
+Each :class:`PacketCipher` protects whole binary packets (RFC 4253 section 6):
+``encrypt`` takes ``uint32 packet_length || byte padding_length || payload ||
+padding`` and returns the bytes for the wire; the receiver first learns the length
+from the first four wire bytes (:meth:`~PacketCipher.decrypt_length`), then
+authenticates and decrypts the rest. Every cipher here keeps the length readable
+before the MAC check (AEAD or encrypt-then-MAC), so no plaintext is ever used
+before it is authenticated. The primitives are all ``cryptography``'s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+from typing import Final, Protocol
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.poly1305 import Poly1305
+
+from ptycore._errors import DisconnectReason, ProtocolError
+
+__all__ = ["CIPHER_SPECS", "MAC_SPECS", "CipherSpec", "PacketCipher", "make_cipher"]
+
+_UINT32: Final = struct.Struct(">I")
+_UINT64: Final = struct.Struct(">Q")
+
+
+class PacketCipher(Protocol):
+    """What the packet layer needs from one direction's protection."""
+
+    block_size: int
+    """Padding aligns to this (RFC 4253 section 6: at least 8)."""
+    tag_length: int
+    """Bytes of MAC or tag after the packet."""
+    aligns_length: bool
+    """Whether ``packet_length`` itself counts toward the alignment. Only the
+    unencrypted initial state does: with AEAD and ETM the length is outside the
+    encrypted part (OpenSSH ``packet.c``: ``aadlen``)."""
+
+    def encrypt(self, seq: int, packet: bytes) -> bytes:
+        """Protect ``packet`` (length field included) sent with sequence number ``seq``."""
+        ...
+
+    def decrypt_length(self, seq: int, header: bytes) -> int:
+        """``packet_length`` from the first four bytes on the wire."""
+        ...
+
+    def decrypt(self, seq: int, wire: bytes) -> bytes:
+        """Check and decrypt one whole wire packet (length field and tag included);
+        returns what follows the length field. Raises ProtocolError (MAC_ERROR)."""
+        ...
+
+
+def _mac_error() -> ProtocolError:
+    return ProtocolError("message authentication failed", reason=DisconnectReason.MAC_ERROR)
+
+
+class NoCipher:
+    """The state before the first NEWKEYS: plaintext, no MAC."""
+
+    block_size = 8
+    tag_length = 0
+    aligns_length = True
+
+    def encrypt(self, seq: int, packet: bytes) -> bytes:
+        return packet
+
+    def decrypt_length(self, seq: int, header: bytes) -> int:
+        length: int = _UINT32.unpack(header)[0]
+        return length
+
+    def decrypt(self, seq: int, wire: bytes) -> bytes:
+        return wire[4:]
+
+
+_ZEROS64: Final = bytes(64)
+_COUNTER0: Final = bytes(8)
+
+
+class ChaCha20Poly1305:
+    """``chacha20-poly1305@openssh.com`` (OpenSSH ``PROTOCOL.chacha20poly1305``).
+
+    The 64-byte key splits into K_2 (first 32 bytes: payload and Poly1305 key) and
+    K_1 (last 32: the length). The nonce is the sequence number as a big-endian
+    uint64, with a 64-bit block counter. ``cryptography``'s ``ChaCha20`` takes a
+    16-byte value whose first half is the little-endian counter and the second half
+    the nonce, which is exactly that layout. This is not the IETF AEAD of RFC 8439.
+    """
+
+    block_size = 8
+    tag_length = 16
+    aligns_length = False
+
+    __slots__ = ("_header_key", "_main_key")
+
+    def __init__(self, key: bytes) -> None:
+        self._main_key = key[:32]
+        self._header_key = key[32:64]
+
+    def _stream(self, key: bytes, counter: bytes, seq: int) -> Cipher[None]:
+        return Cipher(algorithms.ChaCha20(key, counter + _UINT64.pack(seq)), None)
+
+    def encrypt(self, seq: int, packet: bytes) -> bytes:
+        length = self._stream(self._header_key, _COUNTER0, seq).encryptor().update(packet[:4])
+        # Block 0 of the K_2 stream makes the Poly1305 key; the payload starts at block 1,
+        # so one pass over 64 zero bytes and the body yields both.
+        stream = self._stream(self._main_key, _COUNTER0, seq).encryptor()
+        out = stream.update(_ZEROS64 + packet[4:])
+        body = length + out[64:]
+        return body + Poly1305.generate_tag(out[:32], body)
+
+    def decrypt_length(self, seq: int, header: bytes) -> int:
+        plain = self._stream(self._header_key, _COUNTER0, seq).decryptor().update(header)
+        length: int = _UINT32.unpack(plain)[0]
+        return length
+
+    def decrypt(self, seq: int, wire: bytes) -> bytes:
+        body = wire[:-16]
+        stream = self._stream(self._main_key, _COUNTER0, seq).decryptor()
+        poly_key = stream.update(_ZEROS64)[:32]
+        try:
+            Poly1305.verify_tag(poly_key, body, wire[-16:])
+        except InvalidSignature:
+            raise _mac_error() from None
+        return stream.update(body[4:])
+
+
+class AesGcm:
+    """``aes128-gcm@openssh.com`` / ``aes256-gcm@openssh.com`` (RFC 5647).
+
+    The 12-byte nonce is a 4-byte fixed field and an 8-byte invocation counter
+    that grows by one per packet (RFC 5647 section 7.1); the length is the
+    associated data. One ``AESGCM`` object per direction and key.
+    """
+
+    block_size = 16
+    tag_length = 16
+    aligns_length = False
+
+    __slots__ = ("_aead", "_counter", "_fixed")
+
+    def __init__(self, key: bytes, iv: bytes) -> None:
+        self._aead = AESGCM(key)
+        self._fixed = iv[:4]
+        self._counter = int.from_bytes(iv[4:12], "big")
+
+    def _nonce(self) -> bytes:
+        nonce = self._fixed + _UINT64.pack(self._counter)
+        self._counter = (self._counter + 1) & 0xFFFFFFFFFFFFFFFF
+        return nonce
+
+    def encrypt(self, seq: int, packet: bytes) -> bytes:
+        header = packet[:4]
+        return header + self._aead.encrypt(self._nonce(), packet[4:], header)
+
+    def decrypt_length(self, seq: int, header: bytes) -> int:
+        length: int = _UINT32.unpack(header)[0]
+        return length
+
+    def decrypt(self, seq: int, wire: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(self._nonce(), wire[4:], wire[:4])
+        except InvalidTag:
+            raise _mac_error() from None
+
+
+class AesCtrEtm:
+    """``aes128-ctr``/``aes256-ctr`` (RFC 4344) with ``hmac-sha2-*-etm@openssh.com``.
+
+    Encrypt-then-MAC (OpenSSH ``PROTOCOL`` section 1.7): the length stays in the
+    clear, the MAC covers ``uint32 seq || packet_length || ciphertext``, and is
+    compared in constant time before anything is decrypted. The CTR context lives
+    as long as the keys: the counter runs across packets.
+    """
+
+    block_size = 16
+    aligns_length = False
+
+    __slots__ = ("_digest", "_mac_key", "_stream", "tag_length")
+
+    def __init__(self, key: bytes, iv: bytes, mac_key: bytes, digest: str, encrypt: bool) -> None:
+        cipher = Cipher(algorithms.AES(key), modes.CTR(iv))
+        self._stream = cipher.encryptor() if encrypt else cipher.decryptor()
+        self._mac_key = mac_key
+        self._digest = digest
+        self.tag_length = hashlib.new(digest).digest_size
+
+    def _mac(self, seq: int, data: bytes) -> bytes:
+        return hmac.digest(self._mac_key, _UINT32.pack(seq) + data, self._digest)
+
+    def encrypt(self, seq: int, packet: bytes) -> bytes:
+        body = packet[:4] + self._stream.update(packet[4:])
+        return body + self._mac(seq, body)
+
+    def decrypt_length(self, seq: int, header: bytes) -> int:
+        length: int = _UINT32.unpack(header)[0]
+        return length
+
+    def decrypt(self, seq: int, wire: bytes) -> bytes:
+        body = wire[: -self.tag_length]
+        if not hmac.compare_digest(self._mac(seq, body), wire[-self.tag_length :]):
+            raise _mac_error()
+        return self._stream.update(body[4:])
+
+
+class CipherSpec:
+    """Key material a cipher needs from the key derivation (RFC 4253 section 7.2)."""
+
+    __slots__ = ("aead", "iv_length", "key_length")
+
+    def __init__(self, key_length: int, iv_length: int, aead: bool) -> None:
+        self.key_length = key_length
+        self.iv_length = iv_length
+        self.aead = aead
+
+
+CIPHER_SPECS: Final = {
+    "chacha20-poly1305@openssh.com": CipherSpec(64, 0, True),
+    "aes256-gcm@openssh.com": CipherSpec(32, 12, True),
+    "aes128-gcm@openssh.com": CipherSpec(16, 12, True),
+    "aes256-ctr": CipherSpec(32, 16, False),
+    "aes128-ctr": CipherSpec(16, 16, False),
+}
+# MAC name -> (hashlib name, key length).
+MAC_SPECS: Final = {
+    "hmac-sha2-512-etm@openssh.com": ("sha512", 64),
+    "hmac-sha2-256-etm@openssh.com": ("sha256", 32),
+}
+
+
+def make_cipher(
+    name: str, key: bytes, iv: bytes, mac: str | None, mac_key: bytes, *, encrypt: bool
+) -> PacketCipher:
+    """One direction's protection from negotiated names and derived keys."""
+    if name == "chacha20-poly1305@openssh.com":
+        return ChaCha20Poly1305(key)
+    if name in ("aes256-gcm@openssh.com", "aes128-gcm@openssh.com"):
+        return AesGcm(key, iv)
+    if mac is None:
+        raise ValueError(f"{name} needs a MAC")
+    return AesCtrEtm(key, iv, mac_key, MAC_SPECS[mac][0], encrypt)
