@@ -503,3 +503,11 @@ def test_requests_are_frozen_and_keyword_only() -> None:
         ExecRequest("ls")  # type: ignore[call-arg]
     assert hash(request) == hash(ExecRequest(command="ls"))
     assert PtyRequest(term="vt100", size=SIZE).modes == TerminalModes()
+
+
+def test_int_subclasses_are_ints() -> None:
+    class Columns(int):
+        pass
+
+    request = WindowChangeRequest(size=WindowSize(cols=Columns(80), rows=24))
+    assert parse_request("window-change", request.encode()) == request

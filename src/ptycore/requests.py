@@ -204,10 +204,21 @@ class WindowSize:
     height_px: int = 0
 
     def __post_init__(self) -> None:
-        _check_uint32("cols", self.cols)
-        _check_uint32("rows", self.rows)
-        _check_uint32("width_px", self.width_px)
-        _check_uint32("height_px", self.height_px)
+        cols, rows, width_px, height_px = self.cols, self.rows, self.width_px, self.height_px
+        # The common case, plain ints in range, in one expression; the checks
+        # one by one otherwise, to say which field is wrong.
+        if (
+            type(cols) is type(rows) is type(width_px) is type(height_px) is int
+            and 0 <= cols <= UINT32_MAX
+            and 0 <= rows <= UINT32_MAX
+            and 0 <= width_px <= UINT32_MAX
+            and 0 <= height_px <= UINT32_MAX
+        ):
+            return
+        _check_uint32("cols", cols)
+        _check_uint32("rows", rows)
+        _check_uint32("width_px", width_px)
+        _check_uint32("height_px", height_px)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
