@@ -9,6 +9,7 @@ decisions can come late and out of order.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +30,7 @@ from ptycore.requests import (
     UnknownRequest,
     WindowChangeRequest,
     WindowSize,
+    parse_request,
 )
 from ptycore.session import (
     ClientSession,
@@ -47,6 +49,7 @@ from ptycore.session import (
     encode_outgoing,
 )
 from session_helpers import current_state
+from test_session_fixtures import FIXTURES, load
 
 CLIENT_CHANNEL, SERVER_CHANNEL = 3, 7
 SIZE = WindowSize(cols=80, rows=24, width_px=0, height_px=0)
@@ -400,3 +403,27 @@ def test_window_change_sizes_survive_the_wire() -> None:
     assert isinstance(event, WindowChanged)
     assert event.clamped
     assert event.size == WindowSize(cols=65535, rows=1, width_px=1, height_px=2)
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
+def test_real_client_sequences_through_the_pair(path: Path) -> None:
+    """The captured sequences, sent by a ClientSession and answered through the wire."""
+    _, steps = load(path)
+    assert steps
+    pair = Pair(SessionPolicy(accept_env=("LANG", "LC_*")))
+    wanted = []
+    for step in steps:
+        request = parse_request(step.request_type, step.payload)
+        handle = pair.client.send_request(request, want_reply=step.want_reply)
+        if step.want_reply:
+            wanted.append(handle)
+        pair.to_server()
+        pair.decide_all()
+        pair.to_client()
+    answered = [e for e in pair.client_events if isinstance(e, RequestAnswered)]
+    assert [e.handle for e in answered] == wanted
+    assert all(e.accepted for e in answered), answered
+    assert current_state(pair.client) is current_state(pair.server) is SessionState.RUNNING
+    assert pair.client.program == pair.server.program
+    assert (pair.client.pty is None) == (pair.server.pty is None)
+    pair.finish(0)
