@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
 import json
 import os
 import shlex
@@ -273,6 +275,8 @@ class CaptureFactory(SSHFactory):
 class Server:
     recorder: Recorder
     port: int
+    fingerprint: str
+    """The host key's ``SHA256:...`` fingerprint, for clients that must be told it."""
 
 
 @contextmanager
@@ -288,7 +292,11 @@ def running_server() -> Iterator[Server]:
         REACTOR, REACTOR.listenTCP, 0, factory, interface="127.0.0.1"
     )
     try:
-        yield Server(recorder=recorder, port=listening.getHost().port)
+        blob = factory.publicKeys[b"ssh-ed25519"].blob()
+        digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+        yield Server(
+            recorder=recorder, port=listening.getHost().port, fingerprint=f"SHA256:{digest}"
+        )
     finally:
         threads.blockingCallFromThread(REACTOR, listening.stopListening)
         REACTOR.callFromThread(REACTOR.stop)
@@ -374,8 +382,9 @@ class Tmux:
 
 
 @dataclass(frozen=True, kw_only=True)
-class OpenSSHRun:
-    """An OpenSSH client run in a tmux pane of ``cols`` x ``rows``."""
+class PaneRun:
+    """A client run in a tmux pane of ``cols`` x ``rows``: ``argv`` if given, else
+    OpenSSH's ``ssh`` with ``args``, the host and ``command``."""
 
     term: str = "xterm-256color"
     cols: int = 100
@@ -384,20 +393,25 @@ class OpenSSHRun:
     env: tuple[tuple[str, str], ...] = ()
     args: tuple[str, ...] = ()
     command: tuple[str, ...] = ()
+    argv: tuple[str, ...] = ()
 
 
-def run_openssh(
+def run_in_pane(
     context: Context,
     name: str,
-    run: OpenSSHRun,
+    run: PaneRun,
     drive: Callable[[Session, Callable[..., str]], None],
 ) -> tuple[SessionRecord, str]:
-    """Start ``ssh`` in a fresh tmux session, let ``drive`` steer it, wait for the end."""
+    """Start the client in a fresh tmux session, let ``drive`` steer it, wait for the end."""
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in (("TERM", run.term), *run.env))
-    ssh = shlex.join([*context.ssh(*run.args), "127.0.0.1", *run.command])
-    shown = ssh.replace(str(context.directory), "$TMP").replace(
-        f"-p {context.server.port}", "-p $PORT"
-    )
+    argv = run.argv or (*context.ssh(*run.args), "127.0.0.1", *run.command)
+    ssh = shlex.join(argv)
+    shown = " ".join(
+        "$PORT" if a == str(context.server.port) else
+        "$FINGERPRINT" if a == context.server.fingerprint else
+        shlex.quote(a).replace(str(context.directory), "$TMP")
+        for a in argv
+    )  # fmt: skip
     prefix = f"stty {run.stty}; " if run.stty else ""
     line = f"{prefix}exec env {env} {ssh}"
     how = (
@@ -482,8 +496,8 @@ def fixture(
 
 def openssh_shell(term: str, cols: int, rows: int) -> Callable[[Context, str], None]:
     def scenario(context: Context, name: str) -> None:
-        run = OpenSSHRun(term=term, cols=cols, rows=rows)
-        record, how = run_openssh(context, name, run, interactive)
+        run = PaneRun(term=term, cols=cols, rows=rows)
+        record, how = run_in_pane(context, name, run, interactive)
         expect = {"pty": True, "term": term, "cols": cols, "rows": rows, "program": "shell"}
         fixture(
             context,
@@ -499,8 +513,8 @@ def openssh_shell(term: str, cols: int, rows: int) -> Callable[[Context, str], N
 
 def openssh_stty(context: Context, name: str) -> None:
     stty = "-icanon -echo intr ^X iutf8 ixoff 9600"
-    run = OpenSSHRun(stty=stty)
-    record, how = run_openssh(context, name, run, interactive)
+    run = PaneRun(stty=stty)
+    record, how = run_in_pane(context, name, run, interactive)
     modes = {"VINTR": 0x18, "ICANON": 0, "ECHO": 0, "IUTF8": 1, "IXOFF": 1,
              "TTY_OP_ISPEED": 9600, "TTY_OP_OSPEED": 9600}  # fmt: skip
     expect = {"pty": True, "term": run.term, "cols": run.cols, "rows": run.rows,
@@ -521,7 +535,7 @@ def openssh_no_pty(context: Context, name: str) -> None:
         tmux("send-keys", "-t", "%%", "-l", "q")
         tmux("send-keys", "-t", "%%", "Enter")
 
-    record, how = run_openssh(context, name, OpenSSHRun(args=("-T",)), drive)
+    record, how = run_in_pane(context, name, PaneRun(args=("-T",)), drive)
     fixture(
         context,
         name,
@@ -533,8 +547,8 @@ def openssh_no_pty(context: Context, name: str) -> None:
 
 
 def openssh_exec(context: Context, name: str) -> None:
-    run = OpenSSHRun(command=("echo", "hello"))
-    record, how = run_openssh(context, name, run, program)
+    run = PaneRun(command=("echo", "hello"))
+    record, how = run_in_pane(context, name, run, program)
     fixture(
         context,
         name,
@@ -546,8 +560,8 @@ def openssh_exec(context: Context, name: str) -> None:
 
 
 def openssh_exec_tt(context: Context, name: str) -> None:
-    run = OpenSSHRun(cols=90, rows=25, args=("-tt",), command=("echo", "hello"))
-    record, how = run_openssh(context, name, run, program)
+    run = PaneRun(cols=90, rows=25, args=("-tt",), command=("echo", "hello"))
+    record, how = run_in_pane(context, name, run, program)
     expect = {"pty": True, "term": run.term, "cols": 90, "rows": 25, "program": "exec",
               "command": "echo hello"}  # fmt: skip
     fixture(
@@ -561,8 +575,8 @@ def openssh_exec_tt(context: Context, name: str) -> None:
 
 
 def openssh_sftp(context: Context, name: str) -> None:
-    run = OpenSSHRun(args=("-s",), command=("sftp",))
-    record, how = run_openssh(context, name, run, program)
+    run = PaneRun(args=("-s",), command=("sftp",))
+    record, how = run_in_pane(context, name, run, program)
     fixture(
         context,
         name,
@@ -575,8 +589,8 @@ def openssh_sftp(context: Context, name: str) -> None:
 
 def openssh_sendenv(context: Context, name: str) -> None:
     env = (("LANG", "en_US.UTF-8"), ("LC_FOO", "bar baz"))
-    run = OpenSSHRun(env=env, args=("-o", "SendEnv=LANG LC_FOO"))
-    record, how = run_openssh(context, name, run, interactive)
+    run = PaneRun(env=env, args=("-o", "SendEnv=LANG LC_FOO"))
+    record, how = run_in_pane(context, name, run, interactive)
     expect = {"pty": True, "term": run.term, "cols": run.cols, "rows": run.rows,
               "program": "shell", "env": dict(env)}  # fmt: skip
     fixture(
@@ -597,8 +611,8 @@ def openssh_break(context: Context, name: str) -> None:
         session.wait_for("break")
         tmux("send-keys", "-t", "%%", "-l", "q")
 
-    run = OpenSSHRun()
-    record, how = run_openssh(context, name, run, drive)
+    run = PaneRun()
+    record, how = run_in_pane(context, name, run, drive)
     expect = {"pty": True, "term": run.term, "cols": run.cols, "rows": run.rows,
               "program": "shell", "break_ms": 1000}  # fmt: skip
     fixture(
@@ -621,8 +635,8 @@ def openssh_resize(context: Context, name: str) -> None:
             session.wait_for("window-change", count)
         tmux("send-keys", "-t", "%%", "-l", "q")
 
-    run = OpenSSHRun()
-    record, how = run_openssh(context, name, run, drive)
+    run = PaneRun()
+    record, how = run_in_pane(context, name, run, drive)
     resizes = ", ".join(f"resize-window -x {c} -y {r}" for c, r in sizes)
     expect = {"pty": True, "term": run.term, "cols": run.cols, "rows": run.rows,
               "program": "shell", "window_changes": [[c, r] for c, r in sizes]}  # fmt: skip
@@ -644,8 +658,8 @@ def openssh_agent(context: Context, name: str) -> None:
     )
     try:
         poll(agent_socket.exists, "ssh-agent's socket")
-        run = OpenSSHRun(env=(("SSH_AUTH_SOCK", str(agent_socket)),), args=("-A",))
-        record, how = run_openssh(context, name, run, interactive)
+        run = PaneRun(env=(("SSH_AUTH_SOCK", str(agent_socket)),), args=("-A",))
+        record, how = run_in_pane(context, name, run, interactive)
     finally:
         agent.terminate()
         agent.wait(timeout=WAIT)
@@ -663,9 +677,9 @@ def openssh_agent(context: Context, name: str) -> None:
 
 
 def openssh_setenv(context: Context, name: str) -> None:
-    run = OpenSSHRun(env=(("LANG", "C.UTF-8"),),
+    run = PaneRun(env=(("LANG", "C.UTF-8"),),
                      args=("-o", "SendEnv=LANG", "-o", "SetEnv=FOO=bar"))  # fmt: skip
-    record, how = run_openssh(context, name, run, interactive)
+    record, how = run_in_pane(context, name, run, interactive)
     expect = {"pty": True, "term": run.term, "cols": run.cols, "rows": run.rows,
               "program": "shell", "env": {"LANG": "C.UTF-8", "FOO": "bar"}}  # fmt: skip
     fixture(
@@ -685,8 +699,8 @@ def openssh_x11(context: Context, name: str) -> None:
     xauthority = context.directory / "xauthority"
     xauthority.touch()
     env = (("DISPLAY", ":99"), ("XAUTHORITY", str(xauthority)))
-    run = OpenSSHRun(env=env, args=("-Y",))
-    record, how = run_openssh(context, name, run, interactive)
+    run = PaneRun(env=env, args=("-Y",))
+    record, how = run_in_pane(context, name, run, interactive)
     how = how.replace(str(context.directory), "$TMP") + " ($TMP/xauthority empty)"
     x11 = {"single_connection": False, "auth_protocol": "MIT-MAGIC-COOKIE-1", "screen": 0}
     expect = {"pty": True, "term": run.term, "cols": run.cols, "rows": run.rows,
@@ -710,8 +724,8 @@ def openssh_keepalive(context: Context, name: str) -> None:
         seen.extend(session.record.connection.global_requests)
         tmux("send-keys", "-t", "%%", "-l", "q")
 
-    run = OpenSSHRun(args=("-o", "ServerAliveInterval=1"))
-    record, how = run_openssh(context, name, run, drive)
+    run = PaneRun(args=("-o", "ServerAliveInterval=1"))
+    record, how = run_in_pane(context, name, run, drive)
     expect = {"pty": True, "term": run.term, "cols": run.cols, "rows": run.rows,
               "program": "shell", "global_requests": seen}  # fmt: skip
     fixture(
@@ -722,6 +736,73 @@ def openssh_keepalive(context: Context, name: str) -> None:
         scenario="ServerAliveInterval=1 (keepalive is a global request, not a channel one)",
         expect=expect,
     )
+
+
+def putty_argv(context: Context, *extra: str) -> tuple[str, ...]:
+    """PuTTY's ``plink`` with a .ppk copy of the client key and the host key pinned."""
+    ppk = context.directory / "id_ed25519.ppk"
+    if not ppk.exists():
+        subprocess.run(  # noqa: S603
+            ["puttygen", str(context.key), "-O", "private", "-o", str(ppk)],  # noqa: S607
+            check=True,
+            capture_output=True,
+            timeout=WAIT,
+        )
+    return (
+        "/usr/bin/plink", "-ssh", "-batch", "-noagent", "-P", str(context.server.port),
+        "-hostkey", context.server.fingerprint, "-i", str(ppk), "-l", "capture", *extra,
+        "127.0.0.1",
+    )  # fmt: skip
+
+
+def putty_shell(context: Context, name: str) -> None:
+    run = PaneRun(argv=putty_argv(context, "-t"))
+    record, how = run_in_pane(context, name, run, interactive)
+    # PuTTY sends its configured terminal type ("xterm" by default), not $TERM.
+    expect = {"pty": True, "term": "xterm", "cols": run.cols, "rows": run.rows,
+              "program": "shell"}  # fmt: skip
+    fixture(context, name, record, how=how, scenario="plink -t: interactive shell",
+            expect=expect)  # fmt: skip
+
+
+def putty_exec(context: Context, name: str) -> None:
+    run = PaneRun(argv=(*putty_argv(context), "echo", "hello"))
+    record, how = run_in_pane(context, name, run, program)
+    fixture(context, name, record, how=how, scenario="plink host echo hello",
+            expect={"pty": False, "program": "exec", "command": "echo hello"})  # fmt: skip
+
+
+def dropbear_argv(context: Context, *extra: str) -> tuple[str, ...]:
+    """Dropbear's ``dbclient`` with a Dropbear-format copy of the client key; ``-y -y``
+    skips host key checking (there is no option to pin a key)."""
+    key = context.directory / "id_ed25519.dropbear"
+    if not key.exists():
+        subprocess.run(  # noqa: S603
+            ["dropbearconvert", "openssh", "dropbear", str(context.key), str(key)],  # noqa: S607
+            check=True,
+            capture_output=True,
+            timeout=WAIT,
+        )
+    return (
+        "/usr/bin/dbclient", "-y", "-y", "-p", str(context.server.port), "-i", str(key),
+        "-l", "capture", *extra, "127.0.0.1",
+    )  # fmt: skip
+
+
+def dropbear_shell(context: Context, name: str) -> None:
+    run = PaneRun(argv=dropbear_argv(context))
+    record, how = run_in_pane(context, name, run, interactive)
+    expect = {"pty": True, "term": run.term, "cols": run.cols, "rows": run.rows,
+              "program": "shell"}  # fmt: skip
+    fixture(context, name, record, how=how, scenario="dbclient: interactive shell",
+            expect=expect)  # fmt: skip
+
+
+def dropbear_exec(context: Context, name: str) -> None:
+    run = PaneRun(argv=(*dropbear_argv(context), "echo", "hello"))
+    record, how = run_in_pane(context, name, run, program)
+    fixture(context, name, record, how=how, scenario="dbclient host echo hello",
+            expect={"pty": False, "program": "exec", "command": "echo hello"})  # fmt: skip
 
 
 def paramiko_connect(context: Context) -> paramiko.SSHClient:
@@ -879,6 +960,10 @@ SCENARIOS: dict[str, Callable[[Context, str], None]] = {
     "openssh-setenv": openssh_setenv,
     "openssh-x11": openssh_x11,
     "openssh-keepalive": openssh_keepalive,
+    "putty-shell": putty_shell,
+    "putty-exec": putty_exec,
+    "dropbear-shell": dropbear_shell,
+    "dropbear-exec": dropbear_exec,
     "paramiko-shell-resize": paramiko_shell,
     "paramiko-exec-env": paramiko_exec,
     "asyncssh-shell": asyncssh_shell,
