@@ -109,11 +109,11 @@ def parse_or_error(parse: Any, data: bytes) -> Any:
 
 # Offsets count from the message number byte.
 MALFORMED: list[tuple[Any, bytes, str, int, str | None]] = [
-    (ChannelRequestMessage, b"", "message number", 0, None),
-    (ChannelRequestMessage, bytes([99, 0, 0, 0, 0]), "message number", 0, None),
-    (ChannelRequestMessage, bytes([98, 0, 0]), "recipient channel", 1, None),
-    (ChannelRequestMessage, bytes([98, 0, 0, 0, 0, 0, 0]), "request type", 5, None),
-    (ChannelRequestMessage, request_message(1, b"shell", 1, b"")[:-1], "want reply", 14, None),
+    (ChannelRequestMessage, b"", "message_number", 0, None),
+    (ChannelRequestMessage, bytes([99, 0, 0, 0, 0]), "message_number", 0, None),
+    (ChannelRequestMessage, bytes([98, 0, 0]), "recipient_channel", 1, None),
+    (ChannelRequestMessage, bytes([98, 0, 0, 0, 0, 0, 0]), "request_type", 5, None),
+    (ChannelRequestMessage, request_message(1, b"shell", 1, b"")[:-1], "want_reply", 14, None),
     (ChannelRequestMessage, request_message(1, b"shell", 1, b"!"), "payload", 15, "shell"),
     (ChannelRequestMessage, request_message(1, b"exec", 0, b"\0\0"), "command", 14, "exec"),
     (
@@ -123,13 +123,13 @@ MALFORMED: list[tuple[Any, bytes, str, int, str | None]] = [
         10,
         "x\0y",
     ),
-    (ChannelSuccessMessage, b"", "message number", 0, None),
-    (ChannelSuccessMessage, bytes([100, 0, 0, 0, 0]), "message number", 0, None),
-    (ChannelSuccessMessage, bytes([99, 0, 0, 0]), "recipient channel", 1, None),
+    (ChannelSuccessMessage, b"", "message_number", 0, None),
+    (ChannelSuccessMessage, bytes([100, 0, 0, 0, 0]), "message_number", 0, None),
+    (ChannelSuccessMessage, bytes([99, 0, 0, 0]), "recipient_channel", 1, None),
     (ChannelSuccessMessage, bytes([99, 0, 0, 0, 0, 0]), "payload", 5, None),
-    (ChannelFailureMessage, bytes([99, 0, 0, 0, 0]), "message number", 0, None),
+    (ChannelFailureMessage, bytes([99, 0, 0, 0, 0]), "message_number", 0, None),
     (ChannelFailureMessage, bytes([100, 0, 0, 0, 0, 0]), "payload", 5, None),
-    (ChannelFailureMessage, bytes([100]), "recipient channel", 1, None),
+    (ChannelFailureMessage, bytes([100]), "recipient_channel", 1, None),
 ]
 
 
@@ -147,7 +147,7 @@ def test_request_type_cap_applies_to_the_message() -> None:
     wire = request_message(7, b"x-" + b"a" * 300, 0, b"")
     with pytest.raises(ProtocolError) as info:
         ChannelRequestMessage.parse(wire)
-    assert (info.value.field, info.value.offset) == ("request type", 5)
+    assert (info.value.field, info.value.offset) == ("request_type", 5)
     limits = RequestLimits(max_type_length=302)
     message = ChannelRequestMessage.parse(wire, limits=limits)
     assert message.request == UnknownRequest(request_type="x-" + "a" * 300, payload=b"")

@@ -53,11 +53,11 @@ class MessageNumber(enum.IntEnum):
 
 
 def _message_number(reader: Reader, expected: MessageNumber) -> None:
-    number = reader.byte("message number")
+    number = reader.byte("message_number")
     if number != expected:
         raise ProtocolError(
             f"expected message {expected.value} ({expected.name}), got {number}",
-            field="message number",
+            field="message_number",
             offset=0,
         )
 
@@ -111,9 +111,9 @@ class ChannelRequestMessage:
         """Parse the whole message; the request with :func:`~ptycore.parse_request`."""
         reader = Reader(data)
         _message_number(reader, MessageNumber.CHANNEL_REQUEST)
-        recipient_channel = reader.uint32("recipient channel")
-        request_type = reader.string("request type", limits.max_type_length)
-        want_reply = reader.boolean("want reply")
+        recipient_channel = reader.uint32("recipient_channel")
+        request_type = reader.string("request_type", limits.max_type_length)
+        want_reply = reader.boolean("want_reply")
         start = reader.offset
         try:
             request = parse_request(request_type, reader.rest(), limits=limits)
@@ -150,7 +150,7 @@ class ChannelSuccessMessage:
     def parse(cls, data: bytes) -> ChannelSuccessMessage:
         reader = Reader(data)
         _message_number(reader, MessageNumber.CHANNEL_SUCCESS)
-        recipient_channel = reader.uint32("recipient channel")
+        recipient_channel = reader.uint32("recipient_channel")
         _end(reader)
         return cls(recipient_channel=recipient_channel)
 
@@ -171,6 +171,6 @@ class ChannelFailureMessage:
     def parse(cls, data: bytes) -> ChannelFailureMessage:
         reader = Reader(data)
         _message_number(reader, MessageNumber.CHANNEL_FAILURE)
-        recipient_channel = reader.uint32("recipient channel")
+        recipient_channel = reader.uint32("recipient_channel")
         _end(reader)
         return cls(recipient_channel=recipient_channel)
