@@ -1,0 +1,196 @@
+"""ServerConnection: one SSH server connection, sans-IO, from bytes to session events.
+
+It composes the transport (:mod:`ptycore.transport`), user authentication
+(:mod:`ptycore.auth`) and the connection protocol (:mod:`ptycore.connection`), whose
+session channels the session machine (:mod:`ptycore.session`) drives::
+
+    conn = ServerConnection(ServerConfig(), authenticator, host_keys, now=clock())
+    sock.sendall(conn.data_to_send())                  # version line and KEXINIT
+    while not conn.closed:
+        try:
+            events = conn.receive_data(sock.recv(65536), now=clock())
+        except ProtocolError:
+            sock.sendall(conn.data_to_send()); break   # the DISCONNECT is queued
+        for event in events:
+            ...                                        # SessionEvent -> accept_request ...
+        sock.sendall(conn.data_to_send())
+        # and call handle_timer(now) when get_timer() says
+
+Every verb only queues; :meth:`~ServerConnection.data_to_send` drains. Errors
+surface in three places: :class:`~ptycore.ProtocolError` from ``receive_data`` (the
+peer broke the protocol or ran out of attempts: DISCONNECT queued, flush and
+close), :class:`~ptycore.session.LocalProtocolError`, ``ValueError``,
+``RuntimeError`` or :class:`~ptycore.connection.BufferFullError` from a verb (the
+application asked for something the rules forbid: nothing changed), and a
+:class:`~ptycore._endpoint.ConnectionClosed` event (the peer said goodbye, or the
+login grace time ran out).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ._endpoint import (
+    MSG_SERVICE_ACCEPT,
+    MSG_SERVICE_REQUEST,
+    ConnectionClosed,
+    Endpoint,
+    Event,
+    read_service_name,
+)
+from ._errors import DisconnectReason, ProtocolError
+from ._wire import encode_text
+from .auth import SERVICE_USERAUTH, AuthConfig, AuthenticationSucceeded, Authenticator, ServerAuth
+from .connection import Connection, ConnectionConfig
+from .session import Role as SessionRole
+from .session import ServerSession
+from .transport import HostKey, Role, Transport, TransportConfig, verify_signature
+
+__all__ = ["ServerConfig", "ServerConnection"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServerConfig:
+    """Everything a server connection is configured with, each part validated."""
+
+    transport: TransportConfig = field(default_factory=TransportConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    connection: ConnectionConfig = field(default_factory=ConnectionConfig)
+
+
+class ServerConnection(Endpoint):
+    """The server end of one SSH connection.
+
+    ``now`` is the time the connection was accepted on the adapter's clock (any
+    monotonic seconds); the login grace time counts from it, or from the first
+    ``now`` given to :meth:`receive_data` when it is ``None``.
+    """
+
+    def __init__(
+        self,
+        config: ServerConfig | None,
+        authenticator: Authenticator,
+        host_keys: Sequence[HostKey],
+        random: Callable[[int], bytes] = os.urandom,
+        *,
+        now: float | None = None,
+    ) -> None:
+        self._config = config or ServerConfig()
+        super().__init__(
+            Transport(Role.SERVER, self._config.transport, host_keys=host_keys, random=random)
+        )
+        self._authenticator = authenticator
+        self._auth: ServerAuth | None = None
+        self._service_accepted = False
+        self._username: str | None = None
+        self._grace_deadline: float | None = None
+        self._start_clock(now)
+
+    @property
+    def username(self) -> str | None:
+        """The authenticated user, once authentication succeeded."""
+        return self._username
+
+    # -- session verbs -------------------------------------------------------------------
+
+    def session(self, channel_id: int) -> ServerSession:
+        """The session machine of a channel, for what the verbs here do not cover."""
+        session = self._channels().session(channel_id)
+        if not isinstance(session, ServerSession):  # a server only has server sessions
+            raise TypeError(f"channel {channel_id} is not a server session")
+        return session
+
+    def accept_request(self, channel_id: int, handle: int) -> None:
+        """Grant a request; replies go out in request order (RFC 4254 section 5.4)."""
+        self.session(channel_id).accept(handle)
+        self._flush()
+
+    def reject_request(self, channel_id: int, handle: int) -> None:
+        """Refuse a request; replies go out in request order."""
+        self.session(channel_id).reject(handle)
+        self._flush()
+
+    def send_stderr(self, channel_id: int, data: bytes) -> None:
+        """Queue extended data of type 1 (stderr, RFC 4254 section 5.2)."""
+        self._channels().send_data(channel_id, data, 1)
+        self._flush()
+
+    def send_exit_status(self, channel_id: int, status: int) -> None:
+        """Report the program's exit status (all 32 bits)."""
+        self.session(channel_id).send_exit_status(status)
+        self._flush()
+
+    def send_exit_signal(
+        self, channel_id: int, name: str, *, core_dumped: bool = False, message: str = ""
+    ) -> None:
+        """Report the signal (name without ``SIG``) that killed the program."""
+        self.session(channel_id).send_exit_signal(name, core_dumped=core_dumped, message=message)
+        self._flush()
+
+    # -- timers --------------------------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        """When :meth:`handle_timer` should next run: the login grace deadline or a rekey."""
+        timers = [t for t in (super().get_timer(), self._grace()) if t is not None]
+        return min(timers, default=None)
+
+    def handle_timer(self, now: float) -> list[Event]:
+        """Fire what is due: after ``LoginGraceTime`` without login, disconnect."""
+        grace = self._grace()
+        if grace is not None and now >= grace and not self.closed:
+            # sshd's grace_alarm_handler just exits; a DISCONNECT tells the client why.
+            description = "Timeout before authentication"
+            self.disconnect(DisconnectReason.BY_APPLICATION, description)
+            return [
+                ConnectionClosed(
+                    reason=DisconnectReason.BY_APPLICATION, description=description, by_peer=False
+                )
+            ]
+        return super().handle_timer(now)
+
+    def _grace(self) -> float | None:
+        if self.authenticated or self._config.auth.login_grace_time == 0:
+            return None
+        return self._grace_deadline
+
+    def _start_clock(self, now: float | None) -> None:
+        if now is not None and self._grace_deadline is None:
+            self._grace_deadline = now + self._config.auth.login_grace_time
+
+    # -- authentication ------------------------------------------------------------------
+
+    def _key_exchange_done(self, session_id: bytes) -> None:
+        self._auth = ServerAuth(
+            self._authenticator,
+            session_id=session_id,
+            verify=verify_signature,
+            config=self._config.auth,
+        )
+
+    def _auth_payload(self, payload: bytes) -> list[Event]:
+        number = payload[0]
+        auth = self._auth
+        if number == MSG_SERVICE_REQUEST:
+            service = read_service_name(payload)
+            if auth is None or self._service_accepted or service != SERVICE_USERAUTH:
+                # RFC 4253 section 10: a service we do not offer disconnects.
+                raise ProtocolError(
+                    f"service {service!r} not available",
+                    reason=DisconnectReason.SERVICE_NOT_AVAILABLE,
+                )
+            self._service_accepted = True
+            self._transport.send_payload(bytes([MSG_SERVICE_ACCEPT]) + encode_text(service))
+            return []
+        if auth is None or not self._service_accepted or number == MSG_SERVICE_ACCEPT:
+            raise ProtocolError(f"authentication message {number} before SERVICE_ACCEPT")
+        events: list[Event] = list(auth.receive_payload(payload))
+        for event in events:
+            if isinstance(event, AuthenticationSucceeded) and self._connection is None:
+                self._username = event.username
+                self._connection = Connection(SessionRole.SERVER, self._config.connection)
+        return events
+
+    def _outgoing_auth(self) -> list[bytes]:
+        return [] if self._auth is None else self._auth.payloads_to_send()

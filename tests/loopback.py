@@ -1,0 +1,203 @@
+"""A tiny blocking server around ServerConnection, for tests against real clients.
+
+Each accepted socket is served in its own thread by :func:`serve_socket`, running
+:class:`EchoApp`: ``exec`` commands ``echo TEXT``, ``exit N``, ``cat`` (echo stdin
+until EOF), ``pty`` (report the PTY) and ``big N`` (send N bytes); ``shell``
+echoes input until it sees ``q`` or Ctrl-D and then exits with status 3.
+Every wait has a timeout, so a broken client cannot hang the suite.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from ptycore import ProtocolError
+from ptycore._endpoint import ConnectionClosed
+from ptycore.auth import SimpleAuthenticator
+from ptycore.connection import (
+    ChannelClosed,
+    ChannelDataReceived,
+    ChannelEOFReceived,
+    ChannelWritable,
+    SessionEvent,
+)
+from ptycore.requests import ExecRequest, ShellRequest
+from ptycore.server import ServerConfig, ServerConnection
+from ptycore.session import RequestReceived
+from ptycore.transport import HostKey
+
+TIMEOUT = 20.0
+
+
+@dataclass
+class _Channel:
+    mode: str = ""
+    pending: bytearray = field(default_factory=bytearray)
+    finishing: int | None = None
+
+
+class EchoApp:
+    """The application the tests log in to, driven by ServerConnection events."""
+
+    def __init__(self, conn: ServerConnection) -> None:
+        self.conn = conn
+        self.channels: dict[int, _Channel] = {}
+        self.log: list[object] = []
+
+    def handle(self, events: list[object]) -> None:
+        for event in events:
+            self.log.append(event)
+            if isinstance(event, SessionEvent) and isinstance(event.event, RequestReceived):
+                self._request(event.channel_id, event.event)
+            elif isinstance(event, ChannelDataReceived):
+                self._data(event.channel_id, event.data)
+            elif isinstance(event, ChannelEOFReceived):
+                channel = self.channels.setdefault(event.channel_id, _Channel())
+                if channel.mode == "cat":
+                    self._finish(event.channel_id, 0)
+            elif isinstance(event, ChannelClosed):
+                self.channels.pop(event.channel_id, None)
+            elif isinstance(event, ChannelWritable):
+                self._drain(event.channel_id)
+
+    def _request(self, channel_id: int, event: RequestReceived) -> None:
+        channel = self.channels.setdefault(channel_id, _Channel())
+        request = event.request
+        self.conn.accept_request(channel_id, event.handle)
+        if isinstance(request, ShellRequest):
+            channel.mode = "shell"
+            self._send(channel_id, b"ptycore echo shell\r\n")
+        elif isinstance(request, ExecRequest):
+            self._exec(channel_id, channel, request.command)
+
+    def _exec(self, channel_id: int, channel: _Channel, command: str) -> None:
+        word, _, rest = command.partition(" ")
+        if word == "echo":
+            self._send(channel_id, rest.encode() + b"\n")
+            self._finish(channel_id, 0)
+        elif word == "exit":
+            self._finish(channel_id, int(rest))
+        elif word == "cat":
+            channel.mode = "cat"
+        elif word == "pty":
+            pty = self.conn.session(channel_id).pty
+            text = "no pty" if pty is None else f"{pty.term} {pty.size.cols}x{pty.size.rows}"
+            self._send(channel_id, text.encode() + b"\n")
+            self._finish(channel_id, 0)
+        elif word == "big":
+            data = bytes(range(256)) * (int(rest) // 256)
+            self._send(channel_id, data)
+            self._finish(channel_id, 0)
+        else:
+            self._send(channel_id, f"unknown command {command!r}\n".encode())
+            self._finish(channel_id, 127)
+
+    def _data(self, channel_id: int, data: bytes) -> None:
+        channel = self.channels.setdefault(channel_id, _Channel())
+        if channel.mode == "shell":
+            self._send(channel_id, data)
+            if b"q" in data or b"\x04" in data:
+                self._send(channel_id, b"\r\nbye\r\n")
+                self._finish(channel_id, 3)
+        elif channel.mode == "cat":
+            self._send(channel_id, data)
+
+    def _send(self, channel_id: int, data: bytes) -> None:
+        self.channels[channel_id].pending += data
+        self._drain(channel_id)
+
+    def _drain(self, channel_id: int) -> None:
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            return
+        n = min(len(channel.pending), self.conn.writable(channel_id))
+        if n:
+            self.conn.send_data(channel_id, bytes(channel.pending[:n]))
+            del channel.pending[:n]
+        if not channel.pending and channel.finishing is not None:
+            status, channel.finishing = channel.finishing, None
+            self.conn.send_exit_status(channel_id, status)
+            self.conn.send_eof(channel_id)
+            self.conn.close_channel(channel_id)
+
+    def _finish(self, channel_id: int, status: int) -> None:
+        self.channels[channel_id].finishing = status
+        self._drain(channel_id)
+
+
+def serve_socket(sock: socket.socket, conn: ServerConnection, errors: list[BaseException]) -> None:
+    """Run one connection until either side closes it."""
+    app = EchoApp(conn)
+    sock.settimeout(TIMEOUT)
+    try:
+        sock.sendall(conn.data_to_send())
+        while not conn.closed:
+            data = sock.recv(65536)
+            if not data:
+                break
+            try:
+                events = conn.receive_data(data, now=time.monotonic())
+            except ProtocolError:
+                sock.sendall(conn.data_to_send())
+                raise
+            app.handle(list(events))
+            sock.sendall(conn.data_to_send())
+            if any(isinstance(e, ConnectionClosed) for e in events):
+                break
+    except BaseException as error:  # reported to the test through errors
+        errors.append(error)
+    finally:
+        sock.close()
+
+
+@dataclass
+class Server:
+    port: int
+    host_key: HostKey
+    errors: list[BaseException]
+
+
+def authorized_blob(public_key_line: str) -> bytes:
+    """The key blob of an ``authorized_keys`` / ``.pub`` line."""
+    return base64.b64decode(public_key_line.split()[1])
+
+
+@contextmanager
+def running_server(
+    authenticator: SimpleAuthenticator, config: ServerConfig | None = None
+) -> Iterator[Server]:
+    """Listen on 127.0.0.1; serve every connection in a thread until the block ends."""
+    host_key = HostKey.generate()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    threads: list[threading.Thread] = []
+
+    def accept_loop() -> None:
+        while not stop.is_set():
+            try:
+                sock, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn = ServerConnection(config, authenticator, [host_key], now=time.monotonic())
+            thread = threading.Thread(target=serve_socket, args=(sock, conn, errors), daemon=True)
+            thread.start()
+            threads.append(thread)
+
+    acceptor = threading.Thread(target=accept_loop, daemon=True)
+    acceptor.start()
+    try:
+        yield Server(port=listener.getsockname()[1], host_key=host_key, errors=errors)
+    finally:
+        stop.set()
+        acceptor.join(TIMEOUT)
+        for thread in threads:
+            thread.join(TIMEOUT)
+        listener.close()

@@ -1,0 +1,215 @@
+"""ClientConnection and ServerConnection back to back in memory, with fixed randomness."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import pytest
+
+from ptycore import DisconnectReason, ProtocolError
+from ptycore._endpoint import ConnectionClosed, Event
+from ptycore.auth import (
+    AuthConfig,
+    AuthenticationFailed,
+    AuthenticationSucceeded,
+    SimpleAuthenticator,
+)
+from ptycore.client import ClientConnection
+from ptycore.connection import ChannelClosed, ChannelDataReceived, ChannelOpened, SessionEvent
+from ptycore.requests import PtyRequest, ShellRequest, WindowSize
+from ptycore.server import ServerConfig, ServerConnection
+from ptycore.session import ExitStatusReceived, RequestAnswered, RequestReceived
+from ptycore.transport import HostKey
+
+HOST_KEY = HostKey.generate()
+USER_KEY = HostKey.generate()
+RSA_KEY = HostKey.generate("ssh-rsa", rsa_bits=2048)
+STRANGER = HostKey.generate()
+
+
+def fixed_random(seed: int) -> random.Random:
+    return random.Random(seed)
+
+
+def make_pair(
+    *,
+    keys: tuple[HostKey, ...] = (),
+    password: str | None = None,
+    config: ServerConfig | None = None,
+    seed: int = 1,
+) -> tuple[ClientConnection, ServerConnection]:
+    authenticator = SimpleAuthenticator(
+        passwords={"alice": "sesame"},
+        authorized_keys={"alice": [USER_KEY.public_blob, RSA_KEY.public_blob]},
+    )
+    server = ServerConnection(
+        config, authenticator, [HOST_KEY], fixed_random(seed).randbytes, now=0.0
+    )
+    client = ClientConnection(
+        None,
+        "alice",
+        verify_host_key=lambda algorithm, blob: blob == HOST_KEY.public_blob,
+        keys=keys,
+        password=password,
+        random=fixed_random(seed + 1).randbytes,
+    )
+    return client, server
+
+
+def exchange(
+    client: ClientConnection, server: ServerConnection
+) -> tuple[list[Event], list[Event]]:
+    """Move bytes both ways until both are quiet; returns (client events, server events)."""
+    client_events: list[Event] = []
+    server_events: list[Event] = []
+    while True:
+        to_server = client.data_to_send()
+        to_client = server.data_to_send()
+        if not to_server and not to_client:
+            return client_events, server_events
+        if to_server:
+            server_events += server.receive_data(to_server, now=1.0)
+        if to_client:
+            client_events += client.receive_data(to_client)
+
+
+@pytest.mark.parametrize("key", [USER_KEY, RSA_KEY], ids=["ed25519", "rsa"])
+def test_authentication_by_key(key: HostKey) -> None:
+    client, server = make_pair(keys=(STRANGER, key))
+    client_events, server_events = exchange(client, server)
+    assert AuthenticationSucceeded(username="alice", method="publickey") in client_events
+    assert AuthenticationSucceeded(username="alice", method="publickey") in server_events
+    assert server.authenticated
+    assert server.username == "alice"
+    assert server.get_timer() is None  # no login grace timer once logged in
+
+
+def test_authentication_by_password_after_a_refused_key() -> None:
+    client, server = make_pair(keys=(STRANGER,), password="sesame")
+    _, server_events = exchange(client, server)
+    assert AuthenticationFailed(username="alice", method="publickey") in server_events
+    assert AuthenticationSucceeded(username="alice", method="password") in server_events
+    assert client.authenticated
+
+
+def test_the_client_gives_up_and_disconnects() -> None:
+    client, server = make_pair(password="wrong")
+    with pytest.raises(ProtocolError) as info:
+        exchange(client, server)
+    assert info.value.reason is DisconnectReason.NO_MORE_AUTH_METHODS_AVAILABLE
+    events = server.receive_data(client.data_to_send())
+    assert events == [
+        ConnectionClosed(
+            reason=DisconnectReason.NO_MORE_AUTH_METHODS_AVAILABLE,
+            description=info.value.message,
+            by_peer=True,
+        )
+    ]
+    assert server.closed
+
+
+def test_too_many_failures_disconnects() -> None:
+    config = ServerConfig(auth=AuthConfig(max_tries=1))
+    client, server = make_pair(keys=(STRANGER,), password="sesame", config=config)
+    with pytest.raises(ProtocolError, match="Too many authentication failures"):
+        exchange(client, server)
+    (closed,) = client.receive_data(server.data_to_send())
+    assert isinstance(closed, ConnectionClosed)
+    assert closed.reason == DisconnectReason.NO_MORE_AUTH_METHODS_AVAILABLE
+
+
+def test_login_grace_time() -> None:
+    client, server = make_pair(keys=(STRANGER,))
+    assert server.get_timer() == 120.0
+    assert server.handle_timer(119.0) == []
+    (closed,) = server.handle_timer(120.0)
+    assert isinstance(closed, ConnectionClosed)
+    assert not closed.by_peer
+    assert server.closed
+    client_events = client.receive_data(server.data_to_send())
+    assert isinstance(client_events[-1], ConnectionClosed)
+    assert client_events[-1].description == "Timeout before authentication"
+
+
+def logged_in_session() -> tuple[ClientConnection, ServerConnection, int]:
+    client, server = make_pair(keys=(USER_KEY,))
+    exchange(client, server)
+    channel = client.open_session()
+    client_events, server_events = exchange(client, server)
+    assert ChannelOpened(channel_id=channel) in client_events
+    assert ChannelOpened(channel_id=0) in server_events
+    session = client.session(channel)
+    session.request_pty(term="xterm-256color", size=WindowSize(cols=120, rows=40))
+    session.request_shell()
+    _, server_events = exchange(client, server)
+    requests = [e for e in server_events if isinstance(e, SessionEvent)]
+    assert [type(e.event) for e in requests] == [RequestReceived, RequestReceived]
+    for event in requests:
+        assert isinstance(event.event, RequestReceived)
+        server.accept_request(event.channel_id, event.event.handle)
+    pty_event, shell_event = (e.event for e in requests)
+    assert isinstance(pty_event, RequestReceived)
+    assert isinstance(pty_event.request, PtyRequest)
+    assert isinstance(shell_event, RequestReceived)
+    assert shell_event.request == ShellRequest()
+    client_events, _ = exchange(client, server)
+    answers = [e.event for e in client_events if isinstance(e, SessionEvent)]
+    assert all(isinstance(a, RequestAnswered) and a.accepted for a in answers)
+    assert len(answers) == 2
+    pty = server.session(0).pty
+    assert pty is not None
+    assert pty.size == WindowSize(cols=120, rows=40)
+    return client, server, channel
+
+
+def test_session_with_pty_data_both_ways_and_clean_close() -> None:
+    client, server, channel = logged_in_session()
+    payload = random.Random(7).randbytes(5 * 1024 * 1024 + 123)
+    up, down = payload, payload[::-1]
+    got_up = hashlib.sha256()
+    got_down = hashlib.sha256()
+    rounds = 0
+    while up or down or rounds == 0:
+        rounds += 1
+        n = min(len(up), client.writable(channel))
+        client.send_data(channel, up[:n])
+        up = up[n:]
+        n = min(len(down), server.writable(0))
+        server.send_data(0, down[:n])
+        down = down[n:]
+        client_events, server_events = exchange(client, server)
+        for event in server_events:
+            if isinstance(event, ChannelDataReceived):
+                got_up.update(event.data)
+        for event in client_events:
+            if isinstance(event, ChannelDataReceived):
+                got_down.update(event.data)
+    assert rounds > 1  # more than the window and the buffer: the senders had to wait
+    assert got_up.hexdigest() == hashlib.sha256(payload).hexdigest()
+    assert got_down.hexdigest() == hashlib.sha256(payload[::-1]).hexdigest()
+
+    server.send_exit_status(0, 0xFFFFFFFF)
+    server.send_eof(0)
+    server.close_channel(0)
+    client_events, _ = exchange(client, server)
+    assert SessionEvent(channel_id=channel, event=ExitStatusReceived(status=0xFFFFFFFF)) in (
+        client_events
+    )
+    assert ChannelClosed(channel_id=channel) in client_events
+    assert client.channel_ids == ()
+    assert server.channel_ids == ()
+
+    client.disconnect()
+    (closed,) = server.receive_data(client.data_to_send())
+    assert closed == ConnectionClosed(
+        reason=DisconnectReason.BY_APPLICATION, description="", by_peer=True
+    )
+
+
+def test_same_seeds_give_the_same_bytes() -> None:
+    transcripts = []
+    for _ in range(2):
+        client, server = make_pair(keys=(USER_KEY,))
+        transcripts.append((client.data_to_send(), server.data_to_send()))
+    assert transcripts[0] == transcripts[1]

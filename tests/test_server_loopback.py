@@ -1,0 +1,206 @@
+"""ServerConnection over loopback sockets against real clients: OpenSSH, Paramiko, AsyncSSH.
+
+Keys are generated at test time; every client runs with a timeout; the server
+records any exception, and each test asserts there was none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loopback import TIMEOUT, Server, authorized_blob, running_server
+from ptycore.auth import SimpleAuthenticator
+
+PASSWORD = "correct horse battery staple"
+
+pytestmark = pytest.mark.skipif(shutil.which("ssh") is None, reason="needs the OpenSSH client")
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    directory = tmp_path_factory.mktemp("keys")
+    paths = {}
+    for kind, extra in (("ed25519", []), ("rsa", ["-b", "2048"])):
+        path = directory / f"id_{kind}"
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", kind, *extra, "-N", "", "-f", str(path)],
+            check=True,
+            timeout=TIMEOUT,
+        )
+        paths[kind] = path
+    return paths
+
+
+@pytest.fixture(scope="module")
+def server(keys: dict[str, Path]) -> Iterator[Server]:
+    blobs = [authorized_blob(Path(f"{p}.pub").read_text()) for p in keys.values()]
+    authenticator = SimpleAuthenticator(
+        passwords={"alice": PASSWORD}, authorized_keys={"alice": blobs}
+    )
+    with running_server(authenticator) as srv:
+        yield srv
+    assert srv.errors == []
+
+
+def ssh(
+    server: Server,
+    *args: str,
+    key: Path | None = None,
+    stdin: bytes = b"",
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    options = [
+        "-F",
+        "/dev/null",
+        "-p",
+        str(server.port),
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ConnectTimeout=10",
+    ]
+    if key is not None:
+        options += ["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", str(key)]
+    return subprocess.run(
+        ["ssh", *options, "alice@127.0.0.1", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=TIMEOUT,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("kind", ["ed25519", "rsa"])
+def test_openssh_exec_by_key(server: Server, keys: dict[str, Path], kind: str) -> None:
+    result = ssh(server, "echo hello from ptycore", key=keys[kind])
+    assert result.stderr == b""
+    assert result.stdout == b"hello from ptycore\n"
+    assert result.returncode == 0
+
+
+def test_openssh_exit_status(server: Server, keys: dict[str, Path]) -> None:
+    assert ssh(server, "exit 42", key=keys["ed25519"]).returncode == 42
+
+
+def test_openssh_stdin_to_stdout_more_than_a_window(server: Server, keys: dict[str, Path]) -> None:
+    data = os.urandom(5 * 1024 * 1024)
+    result = ssh(server, "cat", key=keys["ed25519"], stdin=data)
+    assert result.returncode == 0
+    assert result.stdout == data
+
+
+def test_openssh_tty_shell(server: Server, keys: dict[str, Path]) -> None:
+    result = ssh(server, "-tt", key=keys["ed25519"], stdin=b"hello\nq")
+    assert result.returncode == 3
+    assert b"ptycore echo shell" in result.stdout
+    assert b"hello" in result.stdout
+    assert b"bye" in result.stdout
+
+
+def test_openssh_tty_command_gets_a_pty(server: Server, keys: dict[str, Path]) -> None:
+    env = dict(os.environ, TERM="xterm-256color")
+    result = ssh(server, "-tt", "pty", key=keys["ed25519"], env=env)
+    assert result.returncode == 0
+    assert result.stdout.startswith(b"xterm-256color ")
+
+
+def test_openssh_password(server: Server, tmp_path: Path) -> None:
+    askpass = tmp_path / "askpass"
+    askpass.write_text(f"#!/bin/sh\necho '{PASSWORD}'\n")
+    askpass.chmod(0o700)
+    env = dict(os.environ, SSH_ASKPASS=str(askpass), SSH_ASKPASS_REQUIRE="force", DISPLAY=":0")
+    result = ssh(
+        server,
+        "-o",
+        "PreferredAuthentications=password",
+        "-o",
+        "PubkeyAuthentication=no",
+        "echo by password",
+        env=env,
+    )
+    assert result.stdout == b"by password\n", result.stderr
+    assert result.returncode == 0
+
+
+def test_openssh_wrong_key_is_refused(server: Server, tmp_path: Path) -> None:
+    stranger = tmp_path / "stranger"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
+        check=True,
+        timeout=TIMEOUT,
+    )
+    result = ssh(server, "echo no", key=stranger)
+    assert result.returncode == 255
+    assert b"Permission denied" in result.stderr
+
+
+def test_paramiko_by_key_and_password(server: Server, keys: dict[str, Path]) -> None:
+    paramiko = pytest.importorskip("paramiko")
+    for credentials in (
+        {"key_filename": str(keys["ed25519"])},
+        {"password": PASSWORD},
+    ):
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        client.connect(
+            "127.0.0.1",
+            port=server.port,
+            username="alice",
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=TIMEOUT,
+            **credentials,
+        )
+        try:
+            _, stdout, _ = client.exec_command("echo paramiko", timeout=TIMEOUT)
+            assert stdout.read() == b"paramiko\n"
+            assert stdout.channel.recv_exit_status() == 0
+            channel = client.invoke_shell(term="vt100", width=100, height=30)
+            channel.settimeout(TIMEOUT)
+            received = b""
+            while b"ptycore echo shell" not in received:
+                received += channel.recv(1024)
+            channel.sendall(b"abc q")
+            while b"bye" not in received:
+                received += channel.recv(1024)
+            assert b"abc" in received
+            assert channel.recv_exit_status() == 3
+        finally:
+            client.close()
+
+
+def test_asyncssh_by_key_and_password(server: Server, keys: dict[str, Path]) -> None:
+    asyncssh = pytest.importorskip("asyncssh")
+
+    async def run() -> None:
+        for credentials in (
+            {"client_keys": [str(keys["rsa"])]},
+            {"password": PASSWORD, "client_keys": None},
+        ):
+            async with asyncssh.connect(
+                "127.0.0.1",
+                server.port,
+                username="alice",
+                known_hosts=None,
+                agent_path=None,
+                **credentials,
+            ) as conn:
+                result = await conn.run("echo asyncssh", timeout=TIMEOUT)
+                assert result.stdout == "asyncssh\n"
+                assert result.exit_status == 0
+                result = await conn.run("pty", term_type="xterm-256color", term_size=(132, 43))
+                assert result.stdout.strip() == "xterm-256color 132x43"
+
+    asyncio.run(asyncio.wait_for(run(), TIMEOUT * 2))
