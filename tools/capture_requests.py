@@ -155,8 +155,8 @@ class CaptureChannel(SSHChannel):
     """A session channel that says yes to everything and ends when told to.
 
     ``shell`` echoes input until ``q`` or EOF; ``exec`` and ``subsystem`` print a line
-    and end at once. Ending sends exit-status 0, EOF
-    and CLOSE, as sshd does when the program exits.
+    and end at once. Ending sends exit-status 0, EOF and CLOSE, as sshd does when the
+    program exits.
     """
 
     name = b"session"
