@@ -922,3 +922,55 @@ def test_states_listed_are_only_open_or_terminal() -> None:
     )
     assert {Kind.SHELL, Kind.EXEC, Kind.SUBSYSTEM} == PROGRAMS
     assert {spec.outcome for spec in CHECKS.values()} == set(Outcome)
+
+
+def test_docs_example_server() -> None:
+    """The server example of docs/session.rst (included from here, so it is tested)."""
+    session = ServerSession(policy=SessionPolicy(accept_env=("LANG", "LC_*")))
+    payload = PtyRequest(term="xterm", size=WindowSize(cols=80, rows=24), modes=TerminalModes())
+    pty = session.receive_channel_request("pty-req", payload.encode(), want_reply=True)
+    shell = session.receive_channel_request("shell", b"", want_reply=True)
+    assert isinstance(pty, RequestReceived)
+    assert isinstance(shell, RequestReceived)
+
+    session.accept(shell.handle)  # decisions come in any order...
+    assert session.items_to_send() == []  # ...but the shell's reply waits for the pty-req's
+    session.accept(pty.handle)
+    assert session.items_to_send() == [
+        OutgoingReply(handle=pty.handle, success=True),
+        OutgoingReply(handle=shell.handle, success=True),
+    ]
+    assert session.pty == payload
+    assert session.program == ShellRequest()
+
+    session.send_data(b"hello\r\n")
+    session.send_exit_status(0)
+    session.send_eof()
+    session.close()
+    wire = session.data_to_send(recipient_channel=0)
+    assert wire.endswith(bytes([96, 0, 0, 0, 0, 97, 0, 0, 0, 0]))  # EOF, CLOSE
+
+
+def test_docs_example_client() -> None:
+    """The client example of docs/session.rst."""
+    master, slave = os.openpty()
+    try:
+        attrs = termios.tcgetattr(slave)
+    finally:
+        os.close(master)
+        os.close(slave)
+    session = ClientSession()
+    session.request_pty(
+        term="xterm-256color", size=WindowSize(cols=80, rows=24), termios_attrs=attrs
+    )
+    session.request_env("LANG", "C.UTF-8")
+    session.request_shell()
+    wire = session.data_to_send(recipient_channel=0)
+    assert wire[0] == 98  # SSH_MSG_CHANNEL_REQUEST
+
+    answer = session.receive_reply(True)  # the pty-req's
+    assert isinstance(answer, RequestAnswered)
+    assert answer.accepted
+    session.receive_reply(True)  # the shell's
+    event = session.receive_channel_request("exit-status", bytes(4), want_reply=False)
+    assert event == ExitStatusReceived(status=0)
