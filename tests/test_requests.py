@@ -168,6 +168,25 @@ def test_any_type_name_gives_a_request_or_a_protocol_error(name: bytes, payload:
         assert result.request_type.encode("utf-8", "surrogateescape") == name
 
 
+@given(requests, st.data())
+def test_damaged_encodings_give_a_request_or_a_protocol_error(
+    request: ChannelRequest, data: st.DataObject
+) -> None:
+    # Random payloads rarely get past the first field; damaged real ones do.
+    payload = bytearray(request.encode())
+    cut = data.draw(st.integers(0, len(payload)))
+    if payload and data.draw(st.booleans()):
+        payload[data.draw(st.integers(0, len(payload) - 1))] ^= data.draw(st.integers(1, 255))
+    damaged = bytes(payload[:cut]) + data.draw(st.binary(max_size=8))
+    result = parse_or_error(request.request_type, damaged)
+    if isinstance(result, ProtocolError):
+        assert result.request_type == request.request_type
+        assert result.offset is not None
+        assert 0 <= result.offset <= len(damaged)
+    else:
+        assert parse_request(request.request_type, result.encode()) == result
+
+
 def parse_or_error(name: str | bytes, payload: bytes) -> ChannelRequest | ProtocolError:
     try:
         return parse_request(name, payload)

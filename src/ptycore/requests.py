@@ -142,11 +142,12 @@ class RequestLimits:
     client sends, and says why.
     """
 
-    #: ``max_type_length``: the request type name. RFC 4251 section 6 limits names
-    #: to 64 characters; OpenSSH does not check. 256 leaves room for odd peers.
+    #: The request type name. RFC 4251 section 6 limits names to 64 characters;
+    #: OpenSSH does not check. 256 leaves room for odd peers.
     max_type_length: int = 256
     #: ``pty-req`` TERM. OpenSSH copies it into the child's environment unchecked;
-    #: ncurses refuses terminal names over 512 bytes (``MAX_NAME_SIZE``).
+    #: ncurses' ``setupterm`` (``lib_setup.c``) refuses a TERM over 512 bytes
+    #: (``MAX_NAME_SIZE``), so no program could use a longer one.
     max_term_length: int = 1024
     #: ``pty-req`` modes string. OpenSSH reads it in place (``ttymodes.c``,
     #: ``sshpkt_get_string_direct``). Every opcode 1-159 once is 796 bytes.
