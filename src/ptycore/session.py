@@ -842,6 +842,10 @@ class ServerSession(Session):
             size = _clamp(request.size)
             clamped = size != request.size
             request = dataclasses.replace(request, size=size)
+        if kind is Kind.AGENT:
+            # session.c session_auth_agent_req sets `called` before it tries, so a
+            # second request is refused even when the first failed.
+            self._agent_requested = True
         pending = _Pending(
             handle=self._new_handle(), kind=kind, request=request, want_reply=want_reply
         )
@@ -982,10 +986,7 @@ class ServerSession(Session):
         if check is Check.X11_ONCE:
             return self._x11 is None and self._pending_of(Kind.X11) == 0
         if check is Check.AGENT_ONCE:
-            # session.c session_auth_agent_req sets `called` before trying.
-            first = not self._agent_requested
-            self._agent_requested = True
-            return first
+            return not self._agent_requested
         if check is Check.ENV_COUNT:
             return self._env_accepted + self._pending_of(Kind.ENV) < policy.max_env
         if check is Check.SIGNAL_NOT_SUBSYSTEM:
