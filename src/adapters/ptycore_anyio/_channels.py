@@ -1,0 +1,236 @@
+"""One connection's session channels: core events in, applications started and fed.
+
+The connection layer of the core (:class:`ptycore.connection.Connection`, which
+:class:`~ptycore.server.ServerConnection` drives) reports what happened on each
+channel; this router decides what the rules leave to the server (a PTY, accepted
+environment variables, the program), starts the application once the program
+request is granted, and hands it every later input event in arrival order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from typing import Protocol, TypeAlias
+
+import anyio
+import anyio.abc
+
+from ptycore.connection import (
+    ChannelClosed,
+    ChannelDataReceived,
+    ChannelEOFReceived,
+    ChannelOpened,
+    ChannelWritable,
+    ConnectionEvent,
+    SessionEvent,
+)
+from ptycore.requests import (
+    BreakRequest,
+    EnvRequest,
+    ExecRequest,
+    PtyRequest,
+    ShellRequest,
+    SignalRequest,
+    SubsystemRequest,
+)
+from ptycore.session import (
+    ClientSession,
+    RequestReceived,
+    RequestRefused,
+    ServerSession,
+    SessionState,
+    WindowChanged,
+)
+
+from ._session import EOF, Break, Data, Session, Signal, WindowChange
+
+__all__ = ["Application", "ChannelCore", "SessionRouter"]
+
+logger = logging.getLogger("ptycore.anyio")
+
+Application: TypeAlias = Callable[[Session], Awaitable[None]]
+"""``async def app(session)``: runs one session, from the granted program to its end."""
+
+
+class ChannelCore(Protocol):
+    """The part of the core's connection layer the router uses."""
+
+    def session(self, channel_id: int) -> ServerSession | ClientSession:
+        """The session machine of a channel."""
+        ...
+
+    def writable(self, channel_id: int) -> int:
+        """How many data bytes the channel takes now."""
+        ...
+
+    def send_data(self, channel_id: int, data: bytes, data_type: int | None = None) -> None:
+        """Queue data on a channel."""
+        ...
+
+
+class _Link:
+    """A :class:`~ptycore_anyio.Session`'s way to its channel."""
+
+    __slots__ = ("_channel_id", "_core", "_router", "machine")
+
+    def __init__(self, router: SessionRouter, channel_id: int, machine: ServerSession) -> None:
+        self._router = router
+        self._core = router.core
+        self._channel_id = channel_id
+        self.machine = machine  # kept: the core forgets the channel once both CLOSEs crossed
+
+    def writable(self) -> int:
+        try:
+            return self._core.writable(self._channel_id)
+        except KeyError:  # both CLOSEs crossed: nothing more can be sent
+            return 0
+
+    def send_data(self, data: bytes, data_type: int | None) -> None:
+        self._core.send_data(self._channel_id, data, data_type)
+
+    async def flush(self) -> None:
+        await self._router.flush()
+
+    def flush_soon(self) -> None:
+        self._router.flush_soon()
+
+
+class SessionRouter:
+    """Routes one connection's channel events to :class:`Session` objects.
+
+    Pty-req and env requests that passed the session rules are granted, as are
+    ``shell`` and ``exec``; a ``subsystem`` only if its name is in ``subsystems``
+    (sshd refuses those not in its configuration); X11 and agent forwarding are
+    refused. Applications run in ``task_group``.
+    """
+
+    def __init__(
+        self,
+        core: ChannelCore,
+        *,
+        app: Application,
+        task_group: anyio.abc.TaskGroup,
+        flush: Callable[[], Awaitable[None]],
+        flush_soon: Callable[[], None],
+        username: str,
+        subsystems: Collection[str] = (),
+    ) -> None:
+        self.core = core
+        self.flush = flush
+        self.flush_soon = flush_soon
+        self._app = app
+        self._task_group = task_group
+        self._username = username
+        self._subsystems = frozenset(subsystems)
+        self._sessions: dict[int, Session] = {}
+        self._machines: dict[int, ServerSession] = {}
+        self._started: set[int] = set()
+
+    @property
+    def sessions(self) -> tuple[Session, ...]:
+        """The sessions whose channels are open."""
+        return tuple(self._sessions.values())
+
+    def handle(self, event: ConnectionEvent) -> None:
+        """Act on one event of the connection layer."""
+        if isinstance(event, ChannelOpened):
+            machine = self.core.session(event.channel_id)
+            if isinstance(machine, ServerSession):
+                link = _Link(self, event.channel_id, machine)
+                self._sessions[event.channel_id] = Session(link, username=self._username)
+                self._machines[event.channel_id] = machine
+            return
+        session = self._sessions.get(getattr(event, "channel_id", -1))
+        if session is None:
+            return
+        if isinstance(event, SessionEvent):
+            self._session_event(event.channel_id, session, event.event)
+        elif isinstance(event, ChannelDataReceived):
+            # RFC 4254 5.2: no extended data type is defined from client to server;
+            # the machine took it, and there is nothing to hand it to.
+            if event.data_type is None:
+                session.deliver(Data(data=event.data))
+        elif isinstance(event, ChannelEOFReceived):
+            session.deliver(EOF())
+        elif isinstance(event, ChannelWritable):
+            session.window_grew()
+        elif isinstance(event, ChannelClosed):
+            del self._sessions[event.channel_id]
+            del self._machines[event.channel_id]
+            self._started.discard(event.channel_id)
+            session.channel_closed()
+
+    async def wait_input_room(self) -> None:
+        """Wait until every application took enough of its input (TCP backpressure)."""
+        for session in self.sessions:
+            await session.wait_input_room()
+
+    def connection_lost(self) -> None:
+        """The connection is gone: every session is closed."""
+        sessions, self._sessions = self._sessions, {}
+        self._machines.clear()
+        for session in sessions.values():
+            session.channel_closed()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _session_event(self, channel_id: int, session: Session, event: object) -> None:
+        if isinstance(event, WindowChanged):
+            if channel_id in self._started:
+                session.deliver(WindowChange(size=event.size))
+        elif isinstance(event, RequestRefused):
+            logger.info("channel %d: %s refused: %s", channel_id, event.request, event.reason)
+        elif isinstance(event, RequestReceived):
+            self._decide_request(channel_id, session, event)
+
+    def _decide_request(self, channel_id: int, session: Session, event: RequestReceived) -> None:
+        machine = self._machines[channel_id]
+        request = event.request
+        handle = event.handle
+        started = channel_id in self._started
+        if isinstance(request, SignalRequest | BreakRequest) and started:
+
+            def decide(ok: bool) -> None:
+                if machine.state is SessionState.ERROR or handle not in machine.undecided:
+                    return  # answered FAILURE by the machine when the channel closed
+                if ok:
+                    machine.accept(handle)
+                else:
+                    machine.reject(handle)
+                self.flush_soon()
+
+            if isinstance(request, SignalRequest):
+                session.deliver(Signal(name=request.name, _decide=decide))
+            else:
+                session.deliver(Break(length_ms=request.length_ms, _decide=decide))
+            return
+        grant = isinstance(request, PtyRequest | EnvRequest | ShellRequest | ExecRequest) or (
+            isinstance(request, SubsystemRequest) and request.name in self._subsystems
+        )
+        logger.info(
+            "channel %d: %s %s",
+            channel_id,
+            request.request_type,
+            "accepted" if grant else "rejected",
+        )
+        if grant:
+            machine.accept(handle)
+        else:
+            machine.reject(handle)
+        if machine.program_started and not started:
+            self._started.add(channel_id)
+            self._task_group.start_soon(self._run, session, name=f"ptycore session {channel_id}")
+
+    async def _run(self, session: Session) -> None:
+        try:
+            await self._app(session)
+        except (anyio.BrokenResourceError, anyio.EndOfStream):
+            if not session.closed:
+                raise
+            return  # the client went away under the application: nothing to report
+        except Exception:
+            logger.exception("application failed")
+            await session.finish_default(failed=True)
+            return
+        await session.finish_default(failed=False)

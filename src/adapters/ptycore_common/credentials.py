@@ -1,0 +1,163 @@
+"""Authorized keys and password files, read the way ``sshd`` reads them.
+
+Both adapters decide logins from the same files with this code: the Twisted
+adapter turns the key blobs into Conch keys for its cred checkers, the anyio
+adapter compares blobs inside ptycore's :class:`~ptycore.auth.Authenticator`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import bcrypt
+
+__all__ = [
+    "MAX_FILE_SIZE",
+    "AuthorizedKey",
+    "CredentialsFileError",
+    "FileProblem",
+    "parse_authorized_key",
+    "password_matches",
+    "read_authorized_keys",
+    "read_lines",
+    "read_password_file",
+    "skip_options",
+]
+
+BCRYPT_PREFIXES: Final = (b"$2a$", b"$2b$", b"$2y$")
+"""bcrypt's hash prefixes (OpenBSD ``bcrypt(3)``; ``$2y$`` from crypt_blowfish)."""
+
+MAX_FILE_SIZE: Final = 1 << 20
+"""Cap on an authorized keys or password file: 1 MiB. OpenSSH reads authorized keys
+line by line without a total cap; a personal server's files are a few KiB."""
+
+
+class CredentialsFileError(Exception):
+    """An authorized keys or password file cannot be read; one line for users."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FileProblem:
+    """A line that was skipped, and why (logged, never fatal: sshd does the same)."""
+
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AuthorizedKey:
+    """One key of an ``authorized_keys`` line: its type name and its public blob
+    (RFC 4253 6.6, the base64-decoded second field)."""
+
+    key_type: str
+    blob: bytes
+
+
+def read_lines(path: Path, what: str) -> list[bytes]:
+    """The file's lines, at most :data:`MAX_FILE_SIZE` bytes of them."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_SIZE + 1)
+    except OSError as error:
+        raise CredentialsFileError(f"cannot read {what} {path}: {error.strerror}") from None
+    if len(data) > MAX_FILE_SIZE:
+        raise CredentialsFileError(f"cannot use {what} {path}: larger than 1 MiB")
+    return data.splitlines()
+
+
+def skip_options(line: bytes) -> bytes:
+    """Return ``line`` after its options field.
+
+    sshd(8), AUTHORIZED_KEYS FILE FORMAT: options are comma-separated and contain
+    no spaces except inside double quotes, where ``\\"`` is a literal quote
+    (OpenSSH ``authfile.c`` ``sshkey_advance_past_options``).
+    """
+    quoted = False
+    index = 0
+    while index < len(line):
+        char = line[index : index + 1]
+        if not quoted and char in (b" ", b"\t"):
+            break
+        if char == b"\\" and quoted and line[index + 1 : index + 2] == b'"':
+            index += 1
+        elif char == b'"':
+            quoted = not quoted
+        index += 1
+    return line[index:].lstrip(b" \t")
+
+
+def _key_fields(line: bytes) -> AuthorizedKey | None:
+    fields = line.split(None, 2)
+    if len(fields) < 2:
+        return None
+    try:
+        blob = base64.b64decode(fields[1], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    # RFC 4253 6.6: the blob starts with string key-type, which must match the field.
+    if len(blob) < 4:
+        return None
+    (length,) = struct.unpack(">I", blob[:4])
+    if 4 + length > len(blob) or blob[4 : 4 + length] != fields[0]:
+        return None
+    return AuthorizedKey(key_type=fields[0].decode("ascii", "replace"), blob=blob)
+
+
+def parse_authorized_key(line: bytes) -> AuthorizedKey | None:
+    """``[options] keytype base64 [comment]`` as sshd's ``auth_check_authkey_line``:
+    first as a bare key, then after skipping the options; ``None`` if neither."""
+    return _key_fields(line) or _key_fields(skip_options(line))
+
+
+def read_authorized_keys(path: Path) -> tuple[list[AuthorizedKey], list[FileProblem]]:
+    """The public keys in an OpenSSH ``authorized_keys`` file, and the lines skipped.
+
+    Options before a key are accepted and ignored (ptycore does not implement
+    ``command=``, ``from=`` and the like). Empty lines and ``#`` comments are skipped.
+    """
+    found: list[AuthorizedKey] = []
+    problems: list[FileProblem] = []
+    for number, raw in enumerate(read_lines(path, "authorized keys file"), start=1):
+        line = raw.strip()
+        if not line or line.startswith(b"#"):
+            continue
+        key = parse_authorized_key(line)
+        if key is None:
+            problems.append(FileProblem(line=number, reason="not a public key"))
+            continue
+        found.append(key)
+    return found, problems
+
+
+def read_password_file(path: Path) -> dict[bytes, bytes]:
+    """``user:password`` lines (Twisted's ``FilePasswordDB`` format) as a dict.
+
+    The password is plain text or a bcrypt hash (``$2b$...``, made for example with
+    ``htpasswd -nbB user password`` or ``bcrypt.hashpw``). Empty lines, ``#``
+    comments and lines without a ``:`` are skipped; a repeated user keeps the last.
+    """
+    entries: dict[bytes, bytes] = {}
+    for raw in read_lines(path, "password file"):
+        line = raw.rstrip(b"\r\n")
+        if not line or line.startswith(b"#") or b":" not in line:
+            continue
+        user, _, password = line.partition(b":")
+        entries[user] = password
+    return entries
+
+
+def password_matches(given: bytes, stored: bytes) -> bool:
+    """Compare in constant time, or with bcrypt for a bcrypt hash (slow on purpose:
+    call it off the event loop)."""
+    if stored.startswith(BCRYPT_PREFIXES):
+        try:
+            return bcrypt.checkpw(given, stored)
+        except ValueError:  # a malformed hash never matches
+            return False
+    return hmac.compare_digest(given, stored)
