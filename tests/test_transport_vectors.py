@@ -1,0 +1,111 @@
+"""Known-answer tests: published vectors run through ptycore's own constructions."""
+
+from __future__ import annotations
+
+import base64
+import struct
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.poly1305 import Poly1305
+
+from ptycore import ProtocolError
+from ptycore._wire import encode_mpint, encode_string
+from ptycore.transport import HostKey, fingerprint, verify_signature
+from ptycore.transport._ciphers import AesGcm, ChaCha20Poly1305
+from ptycore.transport._kex import Curve25519
+
+h = bytes.fromhex
+
+
+def test_chacha20_poly1305_key_generation_rfc8439_2_6_2() -> None:
+    """Block 0 of the K_2 stream is the Poly1305 key (RFC 8439 section 2.6.2).
+
+    The RFC's 96-bit nonce 00000000 0001020304050607 is, in OpenSSH's 64-bit
+    layout, a zero high counter word and the sequence number 0x0001020304050607.
+    """
+    key = bytes(range(0x80, 0xA0))
+    expected_poly_key = h("8ad5a08b905f81cc815040274ab29471a833b637e3fd0da508dbb8e2fdd1a646")
+    cipher = ChaCha20Poly1305(key + bytes(32))
+    packet = struct.pack(">I", 12) + bytes(12)
+    wire = cipher.encrypt(0x0001020304050607, packet)
+    assert wire[-16:] == Poly1305.generate_tag(expected_poly_key, wire[:-16])
+    assert cipher.decrypt(0x0001020304050607, wire) == bytes(12)
+
+
+def test_chacha20_payload_starts_at_block_1_rfc8439_2_4_2() -> None:
+    """The payload is encrypted from block counter 1 (RFC 8439 section 2.4.2 vector)."""
+    key = bytes(range(32))
+    plaintext = (
+        b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip "
+        b"for the future, sunscreen would be it."
+    )
+    expected = h(
+        "6e2e359a2568f98041ba0728dd0d6981e97e7aec1d4360c20a27afccfd9fae0b"
+        "f91b65c5524733ab8f593dabcd62b3571639d624e65152ab8f530c359f0861d8"
+        "07ca0dbf500d6a6156a38e088a22b65e52bc514d16ccf806818ce91ab7793736"
+        "5af90bbf74a35be6b40b8eedf2785e42874d"
+    )
+    # Nonce 000000000000004a00000000: high counter word 0, sequence number
+    # 0x0000004a00000000.
+    cipher = ChaCha20Poly1305(key + bytes(32))
+    wire = cipher.encrypt(0x0000004A00000000, struct.pack(">I", len(plaintext)) + plaintext)
+    assert wire[4:-16] == expected
+
+
+def test_aes_gcm_invocation_counter_rfc5647() -> None:
+    """The nonce's last 8 bytes count packets (RFC 5647 section 7.1), wrapping at
+    2**64, and the length is the associated data."""
+    key, iv = bytes(range(16)), b"\x01\x02\x03\x04" + b"\xff" * 8
+    sender, receiver = AesGcm(key, iv), AesGcm(key, iv)
+    nonces = [iv, b"\x01\x02\x03\x04" + bytes(8), b"\x01\x02\x03\x04" + bytes(7) + b"\x01"]
+    for n, nonce in enumerate(nonces):
+        packet = struct.pack(">I", 16) + bytes([n]) * 16
+        wire = sender.encrypt(0, packet)
+        assert wire == packet[:4] + AESGCM(key).encrypt(nonce, packet[4:], packet[:4])
+        assert receiver.decrypt(0, wire) == packet[4:]
+    with pytest.raises(ProtocolError):
+        AesGcm(key, iv).decrypt(0, wire)  # a receiver out of step
+
+
+def test_x25519_rfc7748_6_1() -> None:
+    alice_private = h("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")
+    alice_public = h("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")
+    bob_private = h("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb")
+    bob_public = h("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f")
+    shared = h("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742")
+    client = Curve25519(lambda n: alice_private)
+    server = Curve25519(lambda n: bob_private)
+    assert client.client_init() == alice_public
+    assert server.server_reply(alice_public) == (bob_public, encode_mpint(int.from_bytes(shared)))
+    assert client.client_finish(bob_public) == encode_mpint(int.from_bytes(shared))
+
+
+def test_ed25519_rfc8032_test_1() -> None:
+    secret = h("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+    public = h("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+    signature = h(
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555"
+        "fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+    )
+    key = HostKey(ed25519.Ed25519PrivateKey.from_private_bytes(secret))
+    blob = encode_string(b"ssh-ed25519") + encode_string(public)
+    assert key.public_blob == blob
+    assert key.sign(b"") == encode_string(b"ssh-ed25519") + encode_string(signature)
+    assert verify_signature("ssh-ed25519", blob, key.sign(b""), b"")
+    assert not verify_signature("ssh-ed25519", blob, key.sign(b""), b"x")
+    assert not verify_signature("rsa-sha2-256", blob, key.sign(b""), b"")
+    assert key.fingerprint == fingerprint(blob)
+    digest = base64.b64decode(key.fingerprint.removeprefix("SHA256:") + "=")
+    assert len(digest) == 32
+
+
+def test_openssh_key_files_round_trip() -> None:
+    for kind in ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256"):
+        key = HostKey.generate(kind, rsa_bits=2048)
+        loaded = HostKey.from_openssh(key.to_openssh(b"secret"), b"secret")
+        assert loaded.public_blob == key.public_blob
+        for algorithm in key.algorithms:
+            assert verify_signature(algorithm, key.public_blob, loaded.sign(b"m", algorithm), b"m")
+        assert key.openssh_public("c").startswith(f"{key.key_type} AAAA")
