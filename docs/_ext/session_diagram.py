@@ -8,6 +8,7 @@ data the machine runs on, the page cannot drift from the code.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -101,9 +102,14 @@ def rule_groups() -> list[
     ]
 
 
+_REQUEST_NAME = re.compile(r"[\w.-]+@[\w.-]+\w")
+
+
 def _rst(text: str) -> str:
-    """Plain text into an rst table cell: no stray emphasis or interpreted text."""
-    return text.replace("\\", "\\\\").replace("*", r"\*").replace("`", "'")
+    """Plain text into an rst table cell: no stray emphasis, no mail links for
+    request names such as ``eow@openssh.com``."""
+    text = text.replace("\\", "\\\\").replace("*", r"\*").replace("`", "'")
+    return _REQUEST_NAME.sub(lambda m: f"``{m.group(0)}``", text)
 
 
 class SessionDiagram(SphinxDirective):
@@ -143,7 +149,7 @@ class SessionRules(_RstDirective):
                 role.value,
                 direction.value,
                 ", ".join(s.name for s in states),
-                _names(kinds, _KIND_ORDER),
+                _rst(_names(kinds, _KIND_ORDER)),
                 rule.action.value,
                 target,
                 ", ".join(f"``{c.value}``" for c in rule.checks),

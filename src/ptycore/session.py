@@ -156,7 +156,7 @@ SSH_EXTENDED_DATA_STDERR: Final = 1
 """RFC 4254 5.2: the one extended data type defined."""
 
 OPENSSH_SIGNALS: Final = frozenset({"HUP", "INT", "KILL", "QUIT", "TERM", "USR1", "USR2"})
-"""session.c name2sig: the signals sshd delivers (plus INFO@openssh.com where SIGINFO exists)."""
+"""session.c name2sig: what sshd delivers (and ``INFO@openssh.com`` where SIGINFO exists)."""
 
 _REQUEST_KINDS: Final[Mapping[type, Kind]] = MappingProxyType(
     {
@@ -315,7 +315,7 @@ class RequestRefused:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RequestAccepted:
-    """Client: the machine accepted a server's request (xon-xoff, eow@openssh.com)."""
+    """Client: the machine accepted a server's request (``xon-xoff``, ``eow@openssh.com``)."""
 
     handle: int
     request: ChannelRequest
@@ -1080,7 +1080,7 @@ class ClientSession(Session):
         return self.send_request(SubsystemRequest(name=name), want_reply=want_reply)
 
     def request_agent_forwarding(self, *, want_reply: bool = False) -> int:
-        """Ask for agent forwarding (auth-agent-req@openssh.com)."""
+        """Ask for agent forwarding (``auth-agent-req@openssh.com``)."""
         return self.send_request(AgentForwardRequest(), want_reply=want_reply)
 
     def change_window(self, size: WindowSize) -> int:
