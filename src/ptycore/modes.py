@@ -225,6 +225,10 @@ _END = int(Opcode.TTY_OP_END)
 _OPENSSH = ModePolicy.OPENSSH
 _SPEEDS_FIRST = (int(Opcode.TTY_OP_OSPEED), int(Opcode.TTY_OP_ISPEED))
 
+#: Key and value types that :class:`TerminalModes` can take without a per-item check.
+_PLAIN_OPCODE_TYPES = frozenset({int, Opcode})
+_PLAIN_VALUE_TYPES = frozenset({int})
+
 # Every byte that is a defined opcode with an argument, and every byte that may be
 # an opcode with an argument at all: the fast path checks a whole stream's opcodes
 # against these with one ``bytes.translate`` each.
@@ -347,13 +351,29 @@ class TerminalModes(Mapping[int, int]):
         self,
         items: Mapping[int, int] | Mapping[Opcode, int] | Iterable[tuple[int, int]] = (),
     ) -> None:
-        checked: dict[int, int] = {}
-        for opcode, value in dict(items).items():  # a repeated opcode: the last value
-            if not isinstance(opcode, int) or not 0 < opcode < _FIRST_UNDEFINED:
-                raise ValueError(f"a terminal mode opcode is 1 to 159, not {opcode!r}")
-            if not isinstance(value, int) or not 0 <= value <= _UINT32_MAX:
-                raise ValueError(f"a terminal mode value is a uint32, not {value!r}")
-            checked[int(opcode)] = int(value)
+        given: dict[Any, Any] = dict(items)  # a repeated opcode: the last value
+        opcode_types = set(map(type, given))
+        if (
+            # Fast path for plain ints: a few C-level passes instead of a Python
+            # loop over every item.
+            opcode_types <= _PLAIN_OPCODE_TYPES
+            and set(map(type, given.values())) <= _PLAIN_VALUE_TYPES
+            and (not given or (min(given) > 0 and max(given) < _FIRST_UNDEFINED))
+            and (not given or (min(given.values()) >= 0 and max(given.values()) <= _UINT32_MAX))
+        ):
+            checked = (
+                given
+                if Opcode not in opcode_types
+                else dict(zip(map(int, given), given.values(), strict=True))
+            )
+        else:
+            checked = {}
+            for opcode, value in given.items():
+                if not isinstance(opcode, int) or not 0 < opcode < _FIRST_UNDEFINED:
+                    raise ValueError(f"a terminal mode opcode is 1 to 159, not {opcode!r}")
+                if not isinstance(value, int) or not 0 <= value <= _UINT32_MAX:
+                    raise ValueError(f"a terminal mode value is a uint32, not {value!r}")
+                checked[int(opcode)] = int(value)
         # tty_make_modes: OSPEED, ISPEED, then ttymodes.h's order, which is
         # ascending; opcodes it does not know follow the same rule.
         ordered = {op: checked.pop(op) for op in _SPEEDS_FIRST if op in checked}
