@@ -633,3 +633,9 @@ def test_real_openssh_client_modes_apply_to_a_pty() -> None:
     del ours[Opcode.VSWTCH]
     ours[Opcode.CS7] = 1
     assert ours == modes
+
+
+def test_values_of_other_int_types_are_checked_one_by_one_and_kept_as_ints() -> None:
+    modes = TerminalModes({Opcode.ECHO: True, Opcode.ICANON: False})
+    assert modes == {53: 1, 51: 0}
+    assert all(type(value) is int for value in modes.values())

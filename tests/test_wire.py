@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ptycore import ProtocolError
+from ptycore import DisconnectReason, ProtocolError
 from ptycore._wire import (
     Reader,
     encode_boolean,
@@ -118,3 +118,9 @@ def test_end_rejects_trailing_bytes_and_rest_consumes() -> None:
 def test_protocol_error_names_request_when_told() -> None:
     error = ProtocolError("bad", field="cols", offset=4).with_request_type("pty-req")
     assert str(error) == "bad ('pty-req' request, field 'cols', offset 4)"
+
+
+def test_protocol_error_without_a_field_names_what_it_has() -> None:
+    assert str(ProtocolError("bad", offset=3)) == "bad (offset 3)"
+    assert str(ProtocolError("bad")) == "bad"
+    assert ProtocolError("bad").reason is DisconnectReason.PROTOCOL_ERROR
