@@ -171,6 +171,7 @@ def test_fixed_random_gives_the_same_transcript(host_keys: list[HostKey]) -> Non
 def test_rekey_by_bytes(host_keys: list[HostKey]) -> None:
     config = TransportConfig(rekey_bytes=65536)
     client, server = connected(host_keys, client_config=config)
+    client.set_authenticated()
     for _ in range(10):
         client.send_payload(b"\x5e" + bytes(16000))
     client_events, server_events = pump(client, server)
@@ -189,6 +190,8 @@ def test_rekey_by_time(host_keys: list[HostKey]) -> None:
     client.receive_data(server.data_to_send(), now=101.0)
     server.receive_data(client.data_to_send())
     assert client.session_id is not None
+    assert client.get_timer() is None  # not before authentication
+    client.set_authenticated()
     assert client.get_timer() == 3701.0
     client.handle_timer(3700.0)
     assert client.data_to_send() == b""

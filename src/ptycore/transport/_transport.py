@@ -238,6 +238,7 @@ class Transport:
         self._strict = False
         self._ext_info_c = False
         self._pending: list[bytes] = []
+        self._authenticated = False
         self._kex: _KexRun | None = None
         self._out.append(config.version.encode("ascii") + b"\r\n")
         self._start_kex()
@@ -331,16 +332,33 @@ class Transport:
         if self._kex is None and self._session_id is not None:
             self._start_kex()
 
+    def set_authenticated(self) -> None:
+        """Allow automatic rekeys (by bytes or time) from now on.
+
+        The layer above calls this when user authentication succeeds. OpenSSH never
+        starts a rekey before that (``packet.c`` ``ssh_packet_need_rekeying``), and
+        its client drops the connection on a KEXINIT during authentication
+        (``sshconnect2.c`` ``input_userauth_error``). A rekey the peer starts is
+        always answered, and :meth:`rekey` is obeyed at any time.
+        """
+        self._authenticated = True
+        self._maybe_rekey()
+
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` should next run (same clock as ``now``), or ``None``."""
-        if self._closed or self._kex is not None:
+        if self._closed or self._kex is not None or not self._authenticated:
             return None
         return self._rekey_deadline
 
     def handle_timer(self, now: float) -> None:
         """Start the time-based rekey if its deadline has passed."""
         self._now = now
-        if self._closed or self._kex is not None or self._config.rekey_time is None:
+        if (
+            self._closed
+            or self._kex is not None
+            or self._config.rekey_time is None
+            or not self._authenticated
+        ):
             return
         if self._rekey_deadline is None:
             if self._session_id is not None:
@@ -499,7 +517,7 @@ class Transport:
         if number == MSG_DISCONNECT:
             self._receive_disconnect(payload, events)
             return
-        initial = self._session_id is None
+        initial = self._host_key_blob is None  # the first exchange has not ended
         in_kex = kex is not None and kex.peer is not None
         if (
             self._strict
@@ -872,7 +890,7 @@ class Transport:
 
     def _maybe_rekey(self) -> None:
         """Start a rekey once a direction used up its byte or packet budget."""
-        if self._closed or self._kex is not None or self._session_id is None:
+        if self._closed or self._kex is not None or not self._authenticated:
             return
         limit = self._rekey_limit
         if (

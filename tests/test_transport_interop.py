@@ -1,0 +1,266 @@
+"""The server transport against real clients over loopback: OpenSSH, Paramiko, AsyncSSH.
+
+Authentication is not part of the transport, so each client is taken as far as the
+transport goes: the key exchange, then its first encrypted message
+(SERVICE_REQUEST "ssh-userauth"), which the server answers with a DISCONNECT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import asyncssh
+import paramiko
+import pytest
+
+from ptycore import DisconnectReason, ProtocolError
+from ptycore.transport import (
+    HostKey,
+    KeyExchangeComplete,
+    PayloadReceived,
+    Role,
+    Transport,
+    TransportConfig,
+    TransportEvent,
+)
+
+pytestmark = pytest.mark.network
+
+TIMEOUT = 20.0
+SERVICE_REQUEST = b"\x05\x00\x00\x00\x0cssh-userauth"
+ALL_HOST_KEYS = ("ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256", "ecdsa-sha2-nistp256")
+Action = Callable[[Transport, TransportEvent], None]
+
+
+@pytest.fixture(scope="module")
+def host_keys() -> list[HostKey]:
+    return [
+        HostKey.generate("ssh-ed25519"),
+        HostKey.generate("ssh-rsa", rsa_bits=2048),
+        HostKey.generate("ecdsa-sha2-nistp256"),
+    ]
+
+
+def goodbye_on_service_request(transport: Transport, event: TransportEvent) -> None:
+    if isinstance(event, PayloadReceived) and event.payload == SERVICE_REQUEST:
+        transport.disconnect(DisconnectReason.BY_APPLICATION, "transport test done")
+
+
+class Served:
+    """What the server thread saw."""
+
+    def __init__(self) -> None:
+        self.events: list[TransportEvent] = []
+        self.error: BaseException | None = None
+
+    def completed(self) -> list[KeyExchangeComplete]:
+        return [e for e in self.events if isinstance(e, KeyExchangeComplete)]
+
+
+def _serve(listener: socket.socket, transport: Transport, action: Action, served: Served) -> None:
+    try:
+        conn, _ = listener.accept()
+    except OSError as error:
+        served.error = error
+        return
+    with conn:
+        conn.settimeout(TIMEOUT)
+        try:
+            conn.sendall(transport.data_to_send())
+            while not transport.closed:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                for event in transport.receive_data(data):
+                    served.events.append(event)
+                    action(transport, event)
+                conn.sendall(transport.data_to_send())
+        except ProtocolError as error:
+            served.error = error
+            conn.sendall(transport.data_to_send())
+        except OSError as error:
+            served.error = error
+
+
+@contextmanager
+def server(
+    host_keys: list[HostKey], action: Action = goodbye_on_service_request
+) -> Iterator[tuple[int, Served]]:
+    """One connection served by a server Transport in a thread; yields the port."""
+    transport = Transport(
+        Role.SERVER, TransportConfig(host_key_algorithms=ALL_HOST_KEYS), host_keys=host_keys
+    )
+    served = Served()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(TIMEOUT)
+        thread = threading.Thread(target=_serve, args=(listener, transport, action, served))
+        thread.start()
+        try:
+            yield listener.getsockname()[1], served
+        finally:
+            thread.join(TIMEOUT)
+    assert not thread.is_alive()
+
+
+# --- OpenSSH ------------------------------------------------------------------------------
+
+OPENSSH = [
+    ("curve25519-sha256", "chacha20-poly1305@openssh.com", None, "ssh-ed25519"),
+    ("curve25519-sha256@libssh.org", "chacha20-poly1305@openssh.com", None, "ssh-ed25519"),
+    ("curve25519-sha256", "aes256-gcm@openssh.com", None, "ssh-ed25519"),
+    ("curve25519-sha256", "aes128-gcm@openssh.com", None, "rsa-sha2-512"),
+    ("curve25519-sha256", "aes256-ctr", "hmac-sha2-512-etm@openssh.com", "rsa-sha2-256"),
+    ("curve25519-sha256", "aes128-ctr", "hmac-sha2-256-etm@openssh.com", "ecdsa-sha2-nistp256"),
+    ("curve25519-sha256@libssh.org", "aes256-ctr", "hmac-sha2-256-etm@openssh.com", "ssh-ed25519"),
+    ("curve25519-sha256@libssh.org", "aes128-ctr", "hmac-sha2-512-etm@openssh.com", "ssh-ed25519"),
+]
+
+
+def run_ssh(port: int, kex: str, cipher: str, mac: str | None, host_key: str) -> str:
+    command = [
+        "ssh",
+        "-vvv",
+        "-F",
+        "/dev/null",
+        "-p",
+        str(port),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        f"KexAlgorithms={kex}",
+        "-o",
+        f"Ciphers={cipher}",
+        "-o",
+        f"MACs={mac or 'hmac-sha2-256-etm@openssh.com'}",
+        "-o",
+        f"HostKeyAlgorithms={host_key}",
+        "127.0.0.1",
+        "true",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    return result.stderr
+
+
+needs_ssh = pytest.mark.skipif(shutil.which("ssh") is None, reason="no OpenSSH client")
+
+
+@needs_ssh
+@pytest.mark.parametrize(("kex", "cipher", "mac", "host_key"), OPENSSH)
+def test_openssh_client(
+    host_keys: list[HostKey], kex: str, cipher: str, mac: str | None, host_key: str
+) -> None:
+    with server(host_keys) as (port, served):
+        log = run_ssh(port, kex, cipher, mac, host_key)
+    assert served.error is None, log
+    assert f"kex: algorithm: {kex}" in log
+    assert f"kex: host key algorithm: {host_key}" in log
+    assert f"kex: client->server cipher: {cipher} MAC: {mac or '<implicit>'}" in log
+    assert f"kex: server->client cipher: {cipher} MAC: {mac or '<implicit>'}" in log
+    assert "SSH2_MSG_EXT_INFO received" in log
+    assert "Received disconnect from 127.0.0.1" in log
+    assert "transport test done" in log
+    (done,) = served.completed()
+    assert done.algorithms.strict_kex
+    assert done.algorithms.cipher_server_to_client == cipher
+    # Strict kex restarted the client's sequence numbers at its NEWKEYS.
+    assert served.events[-1] == PayloadReceived(payload=SERVICE_REQUEST, sequence_number=0)
+
+
+# --- Paramiko -----------------------------------------------------------------------------
+
+PARAMIKO = [
+    ("mlkem768x25519-sha256", "aes256-gcm@openssh.com", None, "ssh-ed25519"),
+    ("curve25519-sha256@libssh.org", "aes128-gcm@openssh.com", None, "rsa-sha2-512"),
+    (
+        "curve25519-sha256@libssh.org",
+        "aes256-ctr",
+        "hmac-sha2-512-etm@openssh.com",
+        "rsa-sha2-256",
+    ),
+    (
+        "mlkem768x25519-sha256",
+        "aes128-ctr",
+        "hmac-sha2-256-etm@openssh.com",
+        "ecdsa-sha2-nistp256",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kex", "cipher", "mac", "host_key"), PARAMIKO)
+def test_paramiko_client_and_its_rekey(
+    host_keys: list[HostKey], kex: str, cipher: str, mac: str | None, host_key: str
+) -> None:
+    with server(host_keys, lambda transport, event: None) as (port, served):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        client = paramiko.Transport(sock)
+        try:
+            options = client.get_security_options()
+            options.kex = (kex,)
+            options.ciphers = (cipher,)
+            options.digests = (mac or "hmac-sha2-256-etm@openssh.com",)
+            options.key_types = (host_key,)
+            client.start_client(timeout=TIMEOUT)
+            assert client.remote_cipher == cipher  # type: ignore[attr-defined]
+            assert client.host_key_type == host_key
+            # A rekey started by the client.
+            client.renegotiate_keys()
+        finally:
+            client.close()
+            sock.close()
+    assert served.error is None
+    assert [e.initial for e in served.completed()] == [True, False]
+    assert served.completed()[0].algorithms.kex == kex
+
+
+# --- AsyncSSH -----------------------------------------------------------------------------
+
+ASYNCSSH = [
+    ("mlkem768x25519-sha256", "chacha20-poly1305@openssh.com", None, "ssh-ed25519"),
+    ("curve25519-sha256", "aes256-gcm@openssh.com", None, "rsa-sha2-512"),
+    ("curve25519-sha256@libssh.org", "aes128-gcm@openssh.com", None, "rsa-sha2-256"),
+    ("curve25519-sha256", "aes256-ctr", "hmac-sha2-512-etm@openssh.com", "ecdsa-sha2-nistp256"),
+    ("mlkem768x25519-sha256", "aes128-ctr", "hmac-sha2-256-etm@openssh.com", "ssh-ed25519"),
+]
+
+
+async def _asyncssh_connect(port: int, kex: str, cipher: str, mac: str | None, key: str) -> None:
+    async with asyncssh.connect(
+        "127.0.0.1",
+        port,
+        username="user",
+        known_hosts=None,
+        client_keys=None,
+        agent_path=None,
+        password="unused",
+        kex_algs=[kex],
+        encryption_algs=[cipher],
+        mac_algs=[mac or "hmac-sha2-256-etm@openssh.com"],
+        server_host_key_algs=[key],
+        connect_timeout=TIMEOUT,
+    ):
+        pass  # pragma: no cover (the server disconnects before authentication)
+
+
+@pytest.mark.parametrize(("kex", "cipher", "mac", "host_key"), ASYNCSSH)
+def test_asyncssh_client(
+    host_keys: list[HostKey], kex: str, cipher: str, mac: str | None, host_key: str
+) -> None:
+    with server(host_keys) as (port, served), pytest.raises(asyncssh.DisconnectError) as caught:
+        asyncio.run(asyncio.wait_for(_asyncssh_connect(port, kex, cipher, mac, host_key), TIMEOUT))
+    assert caught.value.code == DisconnectReason.BY_APPLICATION
+    assert caught.value.reason.startswith("transport test done")
+    assert served.error is None
+    (done,) = served.completed()
+    assert (done.algorithms.kex, done.algorithms.cipher_client_to_server) == (kex, cipher)
+    assert done.algorithms.mac_client_to_server == mac
+    assert done.algorithms.host_key == host_key
