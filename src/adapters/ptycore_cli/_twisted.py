@@ -1,0 +1,93 @@
+"""``ptycore serve --adapter twisted``: Conch's transport, ptycore's sessions."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from twisted.conch.ssh.keys import FingerprintFormats
+from twisted.internet.error import CannotListenError
+from twisted.logger import LogLevel, eventAsText, globalLogBeginner
+
+from ptycore.session import SessionPolicy
+from ptycore_twisted import (
+    CredentialsFileError,
+    EchoProtocol,
+    HostKeyError,
+    InfoProtocol,
+    ShellProtocol,
+    default_host_key_path,
+    load_host_key,
+    load_or_create_host_key,
+    make_factory,
+)
+from ptycore_twisted._reactor import default_reactor
+
+from . import ServeConfig, UsageError, load_application
+
+__all__ = ["serve"]
+
+_BUILTIN: dict[str, Any] = {"info": InfoProtocol, "echo": EchoProtocol, "shell": ShellProtocol}
+
+
+def _observer(stream: TextIO) -> Callable[[dict[str, Any]], None]:
+    """A log observer for ptycore's own lines (one per connection and per request)
+    and every warning; Conch's chatter about key exchange stays out."""
+
+    def observe(event: dict[str, Any]) -> None:
+        namespace = str(event.get("log_namespace", ""))
+        level = event.get("log_level", LogLevel.info)
+        if namespace == "ptycore" or level >= LogLevel.warn:
+            text = eventAsText(event, includeTimestamp=True, includeSystem=False)
+            stream.write(text + "\n")
+            stream.flush()
+
+    return observe
+
+
+def serve(config: ServeConfig) -> int:
+    """Run the server until SIGINT or SIGTERM; return the exit status."""
+    reactor = default_reactor()
+
+    try:
+        application = _BUILTIN.get(config.app) or load_application(config.app)
+        if config.host_key is not None:
+            key = load_host_key(config.host_key)
+        else:
+            key = load_or_create_host_key(default_host_key_path())
+        policy = SessionPolicy(accept_env=config.accept_env)
+        factory = make_factory(
+            application,
+            host_keys=[key],
+            policy=policy,
+            authorized_keys=config.authorized_keys,
+            password_file=config.password_file,
+            reactor=reactor,
+        )
+        port = reactor.listenTCP(config.port, factory, interface=config.host)
+    except UsageError as error:
+        print(f"ptycore serve: error: {error}", file=sys.stderr)
+        return 2
+    except (HostKeyError, CredentialsFileError, ValueError) as error:
+        print(f"ptycore serve: error: {error}", file=sys.stderr)
+        return 1
+    except CannotListenError as error:
+        print(
+            f"ptycore serve: error: cannot listen on {config.host}:{config.port}: "
+            f"{error.socketError}",
+            file=sys.stderr,
+        )
+        return 1
+    observer: Any = _observer(sys.stderr)  # an ILogObserver: any callable taking an event
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    address = port.getHost()
+    print(
+        f"ptycore serve: listening on {address.host}:{address.port} "
+        f"(app {config.app}, host key {key.fingerprint(format=FingerprintFormats.SHA256_BASE64)})",
+        file=sys.stderr,
+        flush=True,
+    )
+    reactor.run()  # SIGINT and SIGTERM stop it; open sessions are hung up on the way out
+    print("ptycore serve: stopped", file=sys.stderr, flush=True)
+    return 0

@@ -1,0 +1,164 @@
+"""Realm, avatar and factory: wiring Conch's transport and cred to ptycore sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from twisted.conch.avatar import ConchUser
+from twisted.conch.error import ConchError
+from twisted.conch.interfaces import IConchUser
+from twisted.conch.ssh.connection import OPEN_UNKNOWN_CHANNEL_TYPE
+from twisted.conch.ssh.factory import SSHFactory
+from twisted.conch.ssh.keys import Key
+from twisted.conch.ssh.transport import SSHServerTransport
+from twisted.cred.portal import IRealm, Portal
+from twisted.internet.interfaces import IAddress
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ptycore.session import SessionPolicy
+
+from ._channel import SessionChannel, SessionProtocol
+from ._cred import make_portal
+from ._reactor import default_reactor
+
+__all__ = ["Application", "SessionAvatar", "SessionRealm", "make_factory"]
+
+_log = Logger(namespace="ptycore")
+
+Application = Callable[[], SessionProtocol]
+"""What ``ptycore serve --app`` loads: a callable (usually a :class:`SessionProtocol`
+subclass) that makes one protocol per session channel."""
+
+
+class SessionAvatar(ConchUser):
+    """A logged-in user whose ``session`` channels run :class:`SessionChannel`.
+
+    Other channel types (``direct-tcpip``, ...) are refused with
+    ``SSH_OPEN_UNKNOWN_CHANNEL_TYPE`` (RFC 4254 5.1).
+    """
+
+    def __init__(
+        self,
+        username: str,
+        application: Application,
+        *,
+        policy: SessionPolicy | None = None,
+        reactor: Any = None,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.username = username
+        self.application = application
+        self.policy = policy
+        self.reactor = reactor
+
+    def lookupChannel(
+        self, channelType: bytes, windowSize: int, maxPacket: int, data: bytes
+    ) -> SessionChannel:
+        """Open a session channel; anything else is an unknown channel type."""
+        if channelType != b"session":
+            raise ConchError("unknown channel", OPEN_UNKNOWN_CHANNEL_TYPE)
+        return SessionChannel(
+            self.application(),
+            policy=self.policy,
+            reactor=self.reactor,
+            username=self.username,
+            remoteWindow=windowSize,
+            remoteMaxPacket=maxPacket,
+            data=data,
+            avatar=self,
+        )
+
+    def logout(self) -> None:
+        """Cred's logout callback: the connection is gone."""
+        _log.info("{user} logged out", user=self.username)
+
+
+@implementer(IRealm)
+class SessionRealm:
+    """A cred realm handing out :class:`SessionAvatar` s that run ``application``."""
+
+    def __init__(
+        self,
+        application: Application,
+        *,
+        policy: SessionPolicy | None = None,
+        reactor: Any = None,
+    ) -> None:
+        self.application = application
+        self.policy = policy
+        self.reactor = reactor
+
+    def requestAvatar(
+        self, avatarId: bytes, mind: object, *interfaces: Any
+    ) -> tuple[Any, SessionAvatar, Callable[[], None]]:
+        """Give Conch an ``IConchUser`` for the authenticated ``avatarId``."""
+        if IConchUser not in interfaces:
+            raise NotImplementedError("ptycore's realm only serves IConchUser")
+        username = avatarId.decode("utf-8", "backslashreplace")
+        _log.info("{user} logged in", user=username)
+        avatar = SessionAvatar(
+            username, self.application, policy=self.policy, reactor=self.reactor
+        )
+        return IConchUser, avatar, avatar.logout
+
+
+class _LoggingTransport(SSHServerTransport):
+    """Conch's server transport with one log line when a connection ends."""
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        transport: Any = self.transport
+        peer = transport.getPeer() if transport is not None else None
+        _log.info("connection from {peer} closed", peer=_address(peer))
+        super().connectionLost(reason)
+
+
+def _address(address: IAddress | None) -> str:
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    return str(address) if host is None else f"{host}:{port}"
+
+
+class _Factory(SSHFactory):
+    portal: Portal
+    protocol = _LoggingTransport
+    noisy = False  # our own line per connection replaces Twisted's factory chatter
+
+    def buildProtocol(self, addr: IAddress | None) -> SSHServerTransport:
+        _log.info("connection from {peer}", peer=_address(addr))
+        return super().buildProtocol(addr)
+
+
+def make_factory(
+    application: Application,
+    *,
+    host_keys: Sequence[Key],
+    portal: Portal | None = None,
+    policy: SessionPolicy | None = None,
+    authorized_keys: Path | None = None,
+    password_file: Path | None = None,
+    reactor: Any = None,
+) -> SSHFactory:
+    """An ``SSHFactory`` serving ``application`` on every session channel.
+
+    Give either a ready ``portal``, or ``authorized_keys`` and/or ``password_file``
+    paths for :func:`make_portal`. ``host_keys`` are private keys (see
+    :func:`load_or_create_host_key`); one per key type.
+    """
+    if not host_keys:
+        raise ValueError("at least one host key is needed")
+    if portal is None:
+        portal = make_portal(
+            SessionRealm(application, policy=policy, reactor=reactor),
+            authorized_keys=authorized_keys,
+            password_file=password_file,
+            reactor=reactor if reactor is not None else default_reactor(),
+        )
+    factory = _Factory()
+    factory.portal = portal
+    factory.privateKeys = {key.sshType(): key for key in host_keys}
+    factory.publicKeys = {key.sshType(): key.public() for key in host_keys}
+    return factory

@@ -1,0 +1,155 @@
+"""Host keys, authorized keys and password files, and the command's refusals."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import bcrypt
+import pytest
+from twisted.conch.ssh import keys
+from twisted.cred import credentials, error
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+
+from ptycore_twisted import (
+    CredentialsFileError,
+    HostKeyError,
+    PasswordFile,
+    SessionProtocol,
+    SessionRealm,
+    default_host_key_path,
+    load_host_key,
+    load_or_create_host_key,
+    make_portal,
+    read_authorized_keys,
+    read_password_file,
+)
+from twisted_helpers import WAIT, make_keys
+
+
+def test_host_key_generated_once_with_mode_0600(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "ptycore" / "ssh_host_ed25519_key"
+    first = load_or_create_host_key(path)
+    assert first.sshType() == b"ssh-ed25519"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    again = load_or_create_host_key(path)
+    assert again.fingerprint() == first.fingerprint()
+
+
+def test_default_host_key_path_follows_xdg(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    assert default_host_key_path() == tmp_path / "ptycore" / "ssh_host_ed25519_key"
+    monkeypatch.setenv("XDG_STATE_HOME", "relative/ignored")
+    assert default_host_key_path() == Path.home() / ".local/state/ptycore/ssh_host_ed25519_key"
+
+
+def test_host_key_errors_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(HostKeyError, match="cannot read host key"):
+        load_host_key(tmp_path / "missing")
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"not a key\n")
+    with pytest.raises(HostKeyError, match="cannot use host key"):
+        load_host_key(garbage)
+    made = make_keys(tmp_path / "k")
+    with pytest.raises(HostKeyError, match="public key"):
+        load_host_key(made.client_public)
+
+
+def test_authorized_keys_with_options_comments_and_junk(tmp_path: Path) -> None:
+    made = make_keys(tmp_path)
+    public = made.client_public.read_bytes().strip()
+    path = tmp_path / "ak"
+    path.write_bytes(
+        b"\n# comment\n"
+        + b'command="echo \\"quoted, with spaces\\"",no-pty ' + public + b"\n"
+        + b"ssh-ed25519 AAAAnot-base64\n"
+        + b"   " + public + b"\n"
+    )  # fmt: skip
+    found, problems = read_authorized_keys(path)
+    expected = keys.Key.fromFile(str(made.client_public))
+    assert found == [expected, expected]
+    assert [p.line for p in problems] == [4]
+
+
+def test_password_file_plain_and_bcrypt(tmp_path: Path) -> None:
+    path = tmp_path / "passwords"
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4))
+    path.write_bytes(b"# users\nalice:wonderland\nbob:" + hashed + b"\nnocolon\n")
+    assert read_password_file(path) == {b"alice": b"wonderland", b"bob": hashed}
+
+    clock = Clock()
+
+    class Pool:
+        """The reactor's thread pool, run inline: the checker's decision is what
+        is tested here, not Twisted's threads."""
+
+        def callInThreadWithCallback(self, on_result, f, *a, **kw):  # type: ignore[no-untyped-def]
+            on_result(True, f(*a, **kw))
+
+    class Reactor:
+        def getThreadPool(self) -> Pool:
+            return Pool()
+
+        def callFromThread(self, f, *a, **kw):  # type: ignore[no-untyped-def]
+            clock.callLater(0, f, *a, **kw)
+
+    checker = PasswordFile(path, Reactor())
+
+    def outcome(user: bytes, password: bytes) -> object:
+        results: list[object] = []
+        attempt = checker.requestAvatarId(credentials.UsernamePassword(user, password))
+        attempt.addBoth(results.append)
+        clock.advance(0)
+        (result,) = results
+        return result.value if isinstance(result, Failure) else result
+
+    assert outcome(b"alice", b"wonderland") == b"alice"
+    assert outcome(b"bob", b"s3cret") == b"bob"
+    assert isinstance(outcome(b"bob", b"wrong"), error.UnauthorizedLogin)
+    assert isinstance(outcome(b"alice", b"Wonderland"), error.UnauthorizedLogin)
+    assert isinstance(outcome(b"carol", b"x"), error.UnauthorizedLogin)
+
+
+def test_portal_needs_a_way_in(tmp_path: Path) -> None:
+    realm = SessionRealm(SessionProtocol)
+    with pytest.raises(CredentialsFileError, match="nobody could log in"):
+        make_portal(realm)
+    with pytest.raises(CredentialsFileError, match="cannot read authorized keys file"):
+        make_portal(realm, authorized_keys=tmp_path / "missing")
+
+
+def serve(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"))
+    return subprocess.run(
+        [sys.executable, "-m", "ptycore_cli", "serve", "--port", "0", *args],
+        capture_output=True, text=True, timeout=WAIT, env=env, stdin=subprocess.DEVNULL,
+        check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "nobody could log in: "),
+        (("--authorized-keys", "/nonexistent/ak"), "cannot read authorized keys file"),
+        (("--password-file", "/nonexistent/pw"), "cannot read password file"),
+        (("--password-file", "/dev/null", "--host-key", "/nonexistent/k"), "cannot read host key"),
+        (("--password-file", "/dev/null", "--app", "nope"), "give info, echo, shell"),
+        (("--password-file", "/dev/null", "--app", "no_such_module:x"), "cannot import"),
+        (("--password-file", "/dev/null", "--adapter", "anyio"), "anyio adapter is not available"),
+    ],
+)
+def test_serve_refuses_with_one_line(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    done = serve(tmp_path, *args)
+    assert done.returncode in (1, 2)
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("ptycore serve: error: ")
+    assert message in lines[0]

@@ -1,0 +1,172 @@
+"""The real OpenSSH client against `ptycore serve --adapter twisted`.
+
+Interactive sessions run under a private tmux server at a known size, so the
+terminal the client describes is a real one; non-interactive runs use ``ssh -T``
+and plain commands. One server per application, shared by the module.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from twisted_helpers import WAIT, Server, Tmux, run_server, tmux_session, wait_for
+
+pytestmark = pytest.mark.network
+
+
+@pytest.fixture(scope="module")
+def info_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with run_server(tmp_path_factory.mktemp("info"), "info") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def shell_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with run_server(
+        tmp_path_factory.mktemp("shell"), "shell", env={"SHELL": "/bin/bash"}
+    ) as server:
+        yield server
+
+
+def ssh(
+    server: Server, *args: str, command: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    argv = server.ssh_args(*args)
+    if command is not None:
+        argv.append(command)
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=WAIT, stdin=subprocess.DEVNULL, check=False
+    )
+
+
+def test_info_interactive_shows_tmux_terminal_and_follows_resize(
+    info_server: Server, tmp_path: Path
+) -> None:
+    command = ["env", "TERM=tmux-256color", *info_server.ssh_args("-tt")]
+    with tmux_session(tmp_path, command, cols=100, rows=30) as tmux:
+        tmux.wait_screen(r"rows tall\.", "the info output")
+        screen = tmux.screen()
+        assert "Your terminal name is 'tmux-256color'." in screen
+        assert "Your terminal is 100 columns wide and 30 rows tall." in screen
+        assert re.search(r"intr = \^C;", screen), screen
+        tmux.resize(120, 40)
+        tmux.wait_screen(r"120 columns wide and 40 rows tall\.", "the new size")
+        tmux.keys("q")
+        try:
+            assert tmux.wait_exit() == 0
+        except AssertionError as error:
+            raise AssertionError(f"{error}\nserver log:\n{info_server.log()}") from None
+
+
+def test_info_without_terminal(info_server: Server) -> None:
+    done = ssh(info_server, "-T")
+    assert done.returncode == 0, done.stderr
+    assert (
+        done.stdout
+        == "No terminal was requested, so there is no terminal name, size or modes to show.\n"
+    )
+
+
+def test_info_with_a_command_and_a_forced_terminal(info_server: Server) -> None:
+    done = ssh(info_server, "-tt", command="anything")
+    assert done.returncode == 0, done.stderr
+    # ssh's own stdin is not a terminal: OpenSSH then sends its TERM, a 0x0 size
+    # and an empty mode list (clientloop.c client_session2_setup), and says so.
+    assert "Your terminal name is " in done.stdout
+    assert "Your terminal is 0 columns wide and 0 rows tall.\n" in done.stdout
+
+
+def test_info_command_without_terminal_exits_zero(info_server: Server) -> None:
+    done = ssh(info_server, command="anything")
+    assert done.returncode == 0, done.stderr
+    assert "No terminal was requested" in done.stdout
+    assert re.search(r"session \d+: exec accepted", info_server.log())
+
+
+def run_in_pane(tmux: Tmux, command: str, marker: str) -> str:
+    """Type ``command`` followed by an echo of ``marker`` computed by the shell (so the
+    typed line itself never matches), and return the screen once it appeared."""
+    left, right = marker.split("-")
+    tmux.keys(f"{command}; echo {left}-$(({right}+0))", "Enter")
+    tmux.wait_screen(rf"(?m)^{left}-{right}\s*$", f"output of {command!r}")
+    return tmux.screen()
+
+
+def test_shell_applies_modes_set_with_stty_before_connecting(
+    shell_server: Server, tmp_path: Path
+) -> None:
+    line = " ".join(shell_server.ssh_args("-tt"))
+    command = ["sh", "-c", f"stty intr ^G -ixon erase ^H; exec {line}"]
+    with tmux_session(tmp_path, command, cols=100, rows=30) as tmux:
+        screen = run_in_pane(tmux, "stty -a", "MODES-1")
+        assert "intr = ^G" in screen
+        assert "erase = ^H" in screen
+        assert re.search(r"(^|\s)-ixon(\s|$)", screen, re.MULTILINE), screen
+        tmux.keys("exit 0", "Enter")
+        assert tmux.wait_exit() == 0
+
+
+def test_shell_size_follows_resize_and_ctrl_c_interrupts(
+    shell_server: Server, tmp_path: Path
+) -> None:
+    with tmux_session(tmp_path, shell_server.ssh_args("-tt"), cols=100, rows=30) as tmux:
+        assert "30 100" in run_in_pane(tmux, "stty size", "SIZE-1")
+        tmux.resize(120, 40)
+        assert "40 120" in run_in_pane(tmux, "clear; stty size", "SIZE-2")
+        tmux.keys("sleep 93; echo NOT-REACHED", "Enter")
+        wait_for(lambda: sleepers(shell_server, b"93"), "sleep to run")
+        tmux.keys("C-c")
+        wait_for(lambda: not sleepers(shell_server, b"93"), "sleep to be interrupted")
+        screen = run_in_pane(tmux, "echo still-here", "AFTER-3")
+        assert "NOT-REACHED\n" not in screen.replace("echo NOT-REACHED", "")
+        tmux.keys("exit 4", "Enter")
+        assert tmux.wait_exit() == 4
+
+
+def sleepers(server: Server, argument: bytes) -> list[int]:
+    """Descendants of the server running ``sleep ARGUMENT``."""
+    found = []
+    todo = [server.pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            kids = [
+                int(k) for k in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+            ]
+        except OSError:
+            continue
+        todo.extend(kids)
+        for kid in kids:
+            try:
+                if Path(f"/proc/{kid}/cmdline").read_bytes() == b"sleep\x00" + argument + b"\x00":
+                    found.append(kid)
+            except OSError:
+                continue
+    return found
+
+
+def test_shell_exec_exit_status(shell_server: Server) -> None:
+    assert ssh(shell_server, command="exit 7").returncode == 7
+    done = ssh(shell_server, command="echo out; echo err >&2")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "out\n", "err\n")
+
+
+def test_twenty_sessions_leave_no_child_and_no_descriptor(shell_server: Server) -> None:
+    assert ssh(shell_server, "-tt", command="true").returncode == 0  # warm up lazy imports
+    wait_for(shell_server.idle, "the warm-up connection to close and its child to be reaped")
+    before = shell_server.fds()
+    for number in range(20):
+        extra = ("-tt",) if number % 2 else ("-T",)
+        done = ssh(shell_server, *extra, command=f"exit {number}")
+        assert done.returncode == number
+    wait_for(shell_server.idle, "every connection to close and every child to be reaped")
+    try:
+        wait_for(lambda: shell_server.fds() == before, "descriptors back to where they were")
+    except AssertionError:
+        after = shell_server.fds()
+        raise AssertionError(f"new: {after - before}, gone: {before - after}") from None
