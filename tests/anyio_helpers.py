@@ -32,6 +32,7 @@ from ptycore.session import (
     ExitStatusReceived,
     RequestAnswered,
     Role,
+    ServerSession,
     SessionPolicy,
 )
 from ptycore_anyio import Application
@@ -57,6 +58,25 @@ class ClientView:
     order: list[str] = field(default_factory=list)
 
 
+class ServerChannels:
+    """The server's connection layer with ServerConnection's channel verbs."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def session(self, channel_id: int) -> ServerSession | ClientSession:
+        return self.connection.session(channel_id)
+
+    def writable(self, channel_id: int) -> int:
+        return self.connection.writable(channel_id)
+
+    def send_data(self, channel_id: int, data: bytes) -> None:
+        self.connection.send_data(channel_id, data)
+
+    def send_stderr(self, channel_id: int, data: bytes) -> None:
+        self.connection.send_data(channel_id, data, 1)
+
+
 class MemoryPair:
     """A client connection layer talking to an anyio application in memory."""
 
@@ -73,7 +93,7 @@ class MemoryPair:
         self.server = Connection(Role.SERVER, ConnectionConfig(session_policy=policy))
         self.client = Connection(Role.CLIENT, ConnectionConfig(window_size=client_window))
         self.router = SessionRouter(
-            self.server,
+            ServerChannels(self.server),
             app=app,
             task_group=task_group,
             flush=self._flush,

@@ -18,7 +18,9 @@ An application is a coroutine function that gets a :class:`Session`::
 """
 
 from ._apps import echo, info
+from ._auth import FileAuthenticator
 from ._channels import Application
+from ._server import ServerLimits, serve
 from ._session import (
     EOF,
     MAX_INPUT_BUFFER,
@@ -37,12 +39,15 @@ __all__ = [
     "Application",
     "Break",
     "Data",
+    "FileAuthenticator",
     "InputEvent",
+    "ServerLimits",
     "Session",
     "Shell",
     "Signal",
     "WindowChange",
     "echo",
     "info",
+    "serve",
     "shell",
 ]

@@ -64,8 +64,12 @@ class ChannelCore(Protocol):
         """How many data bytes the channel takes now."""
         ...
 
-    def send_data(self, channel_id: int, data: bytes, data_type: int | None = None) -> None:
+    def send_data(self, channel_id: int, data: bytes) -> None:
         """Queue data on a channel."""
+        ...
+
+    def send_stderr(self, channel_id: int, data: bytes) -> None:
+        """Queue extended data of type 1 (stderr) on a channel."""
         ...
 
 
@@ -87,7 +91,10 @@ class _Link:
             return 0
 
     def send_data(self, data: bytes, data_type: int | None) -> None:
-        self._core.send_data(self._channel_id, data, data_type)
+        if data_type is None:
+            self._core.send_data(self._channel_id, data)
+        else:  # the session sends only stderr (RFC 4254 5.2: the one type defined)
+            self._core.send_stderr(self._channel_id, data)
 
     async def flush(self) -> None:
         await self._router.flush()

@@ -1,0 +1,102 @@
+"""Who may log in: an :class:`ptycore.auth.Authenticator` over the files sshd uses.
+
+The same files and the same parsing as the Twisted adapter's cred checkers
+(:mod:`ptycore_common.credentials`): both are read again at every attempt, as sshd
+does, so edits take effect without a restart, and once at start-up so that an
+unreadable file stops the server with a clear message. The server runs every
+session as the user who started it, so the login name is only a label: any name
+is accepted with an authorized key, or with the password listed for that name.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from pathlib import Path
+
+from ptycore.auth import AuthResult, Challenge, Prompt
+from ptycore_common.credentials import (
+    CredentialsFileError,
+    password_matches,
+    read_authorized_keys,
+    read_password_file,
+)
+
+__all__ = ["FileAuthenticator"]
+
+logger = logging.getLogger("ptycore.anyio")
+
+
+class FileAuthenticator:
+    """Public keys from an ``authorized_keys`` file, passwords from a password file.
+
+    Raises :class:`~ptycore_common.credentials.CredentialsFileError` when neither
+    file is given or one cannot be read now, so a server never starts in a state
+    where nobody can log in. :attr:`blocking` is true with a password file:
+    bcrypt is slow on purpose, and the server then runs the core's authentication
+    steps in a worker thread (see :mod:`ptycore.auth`).
+    """
+
+    def __init__(
+        self, *, authorized_keys: Path | None = None, password_file: Path | None = None
+    ) -> None:
+        if authorized_keys is None and password_file is None:
+            raise CredentialsFileError(
+                "nobody could log in: give an authorized keys file or a password file"
+            )
+        if authorized_keys is not None:
+            read_authorized_keys(authorized_keys)
+        if password_file is not None:
+            read_password_file(password_file)
+        self.authorized_keys = authorized_keys
+        self.password_file = password_file
+        self.blocking = password_file is not None
+
+    def methods_for(self, username: str) -> Collection[str]:
+        """publickey with an authorized keys file; password and keyboard-interactive
+        with a password file."""
+        methods = []
+        if self.authorized_keys is not None:
+            methods.append("publickey")
+        if self.password_file is not None:
+            methods += ["keyboard-interactive", "password"]
+        return methods
+
+    def check_public_key(self, username: str, algorithm: str, public_blob: bytes) -> AuthResult:
+        """Whether the key is in the authorized keys file (read again now)."""
+        if self.authorized_keys is None:
+            return False
+        try:
+            found, problems = read_authorized_keys(self.authorized_keys)
+        except CredentialsFileError as problem:
+            logger.warning("%s", problem)
+            return False
+        for skipped in problems:
+            logger.warning(
+                "%s line %d skipped: %s", self.authorized_keys, skipped.line, skipped.reason
+            )
+        return any(key.blob == public_blob for key in found)
+
+    def check_password(self, username: str, password: str) -> AuthResult:
+        """Whether the password file lists this password (plain or bcrypt) for the user."""
+        if self.password_file is None:
+            return False
+        try:
+            entries = read_password_file(self.password_file)
+        except CredentialsFileError as problem:
+            logger.warning("%s", problem)
+            return False
+        stored = entries.get(username.encode("utf-8", "surrogateescape"))
+        if stored is None:
+            return False
+        return password_matches(password.encode("utf-8", "surrogateescape"), stored)
+
+    def start_keyboard_interactive(self, username: str, submethods: str) -> Challenge | AuthResult:
+        """Ask for the password, as sshd does with ``KbdInteractiveAuthentication`` and no PAM."""
+        return Challenge(prompts=(Prompt(text="Password: ", echo=False),))
+
+    def answer_keyboard_interactive(
+        self, username: str, responses: tuple[str, ...]
+    ) -> Challenge | AuthResult:
+        """The one answer must be the password."""
+        return len(responses) == 1 and self.check_password(username, responses[0]) is True

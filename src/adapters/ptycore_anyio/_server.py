@@ -1,0 +1,416 @@
+"""``serve()``: an SSH server on anyio, over :class:`ptycore.server.ServerConnection`.
+
+One code path for asyncio and trio, in the style of mqttproto and anycorn: an
+anyio TCP listener, one task per connection that feeds the core what the socket
+gives, sends what the core queued, and arms the core's one timer on anyio's clock.
+Socket errors of every backend become "the connection is lost" in one place
+(:meth:`_Connection._receive_bytes` and :meth:`_Connection._send_bytes`); a
+:class:`ptycore.ProtocolError` means the core queued a DISCONNECT: it is sent, and
+the connection closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import secrets
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+
+from ptycore import DisconnectReason, ProtocolError
+from ptycore.auth import AuthenticationFailed, AuthenticationSucceeded, Authenticator
+from ptycore.connection import (
+    ChannelClosed,
+    ChannelDataReceived,
+    ChannelEOFReceived,
+    ChannelOpened,
+    ChannelWritable,
+    SessionEvent,
+)
+from ptycore.server import ConnectionClosed, Event, ServerConfig, ServerConnection
+from ptycore.transport import HostKey
+
+from ._channels import Application, SessionRouter
+
+__all__ = ["ServerLimits", "serve"]
+
+logger = logging.getLogger("ptycore.anyio")
+
+READ_SIZE: Final = 65536
+"""Bytes asked of the socket at a time."""
+
+MAX_STARTUPS_MESSAGE: Final = b"Exceeded MaxStartups\r\n"
+"""What sshd writes to a connection it drops for MaxStartups (``sshd.c``
+``drop_connection``), before its version line would have been sent."""
+
+_CHANNEL_EVENTS: Final = (
+    ChannelOpened,
+    SessionEvent,
+    ChannelDataReceived,
+    ChannelEOFReceived,
+    ChannelWritable,
+    ChannelClosed,
+)
+
+_BACKEND_ERRORS: Final = (
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    anyio.EndOfStream,
+    OSError,
+)
+"""What a socket stream raises on any backend when the peer is gone."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServerLimits:
+    """How many connections the server takes, with OpenSSH's ideas and defaults."""
+
+    max_startups: tuple[int, int, int] = (10, 30, 100)
+    """sshd_config ``MaxStartups start:rate:full`` (default ``10:30:100``): with
+    ``start`` connections not yet authenticated, a new one is dropped with
+    probability ``rate``%, rising linearly to 100% at ``full`` (``sshd.c``
+    ``should_drop_connection``)."""
+    max_connections: int = 1024
+    """Connections at once, authenticated or not. sshd has no such cap (each
+    connection is a process, bounded by the system); one event loop's is its
+    file-descriptor limit, often 1024, and a full loop cannot accept at all."""
+    shutdown_timeout: float = 5.0
+    """Seconds a stopping server gives each connection to send its DISCONNECT."""
+
+    def __post_init__(self) -> None:
+        start, rate, full = self.max_startups
+        if not (0 < start <= full and 0 <= rate <= 100):  # servconf.c checks the same
+            raise ValueError("max_startups must be (start, rate, full) with start <= full")
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        if self.shutdown_timeout < 0:
+            raise ValueError("shutdown_timeout must not be negative")
+
+
+class _Server:
+    """The listener's shared state: counts of connections and of startups."""
+
+    def __init__(
+        self,
+        app: Application,
+        *,
+        host_keys: Sequence[HostKey],
+        authenticator: Authenticator,
+        config: ServerConfig | None,
+        limits: ServerLimits,
+        subsystems: Collection[str],
+        authenticate_in_thread: bool,
+    ) -> None:
+        self.app = app
+        self.host_keys = list(host_keys)
+        self.authenticator = authenticator
+        self.config = config
+        self.limits = limits
+        self.subsystems = frozenset(subsystems)
+        self.authenticate_in_thread = authenticate_in_thread
+        self.connections = 0
+        self.startups = 0
+
+    def should_drop(self) -> bool:
+        """sshd.c ``should_drop_connection``, plus :attr:`ServerLimits.max_connections`."""
+        if self.connections >= self.limits.max_connections:
+            return True
+        start, rate, full = self.limits.max_startups
+        if self.startups < start:
+            return False
+        if self.startups >= full:
+            return True
+        probability = rate + (100 - rate) * (self.startups - start) / (full - start)
+        return secrets.randbelow(100) < probability
+
+    async def handle(self, stream: anyio.abc.SocketStream) -> None:
+        """Serve one accepted connection."""
+        async with stream:
+            peer = _address(_attribute(stream, anyio.abc.SocketAttribute.remote_address))
+            if self.should_drop():
+                logger.warning("drop connection from %s past MaxStartups", peer)
+                with contextlib.suppress(*_BACKEND_ERRORS):
+                    await stream.send(MAX_STARTUPS_MESSAGE)
+                return
+            self.connections += 1
+            self.startups += 1
+            connection = _Connection(self, stream, peer)
+            try:
+                await connection.run()
+            except Exception:  # one connection's bug must not stop the listener
+                logger.exception("%s: connection failed", peer)
+            finally:
+                self.connections -= 1
+                if not connection.authenticated:
+                    self.startups -= 1
+
+
+class _Connection:
+    """One client: socket in, core, socket out, one timer, the sessions' applications."""
+
+    def __init__(self, server: _Server, stream: anyio.abc.SocketStream, peer: str) -> None:
+        self.server = server
+        self.stream = stream
+        self.peer = peer
+        self.core = ServerConnection(
+            server.config, server.authenticator, server.host_keys, now=anyio.current_time()
+        )
+        self.authenticated = False
+        self.router: SessionRouter | None = None
+        self._lost = False
+        self._send_lock = anyio.Lock()
+        self._core_lock = anyio.Lock()  # the core is never used by two threads at once
+        self._armed: float | None = None
+        self._timer_changed = anyio.Event()
+        self._soon = anyio.Event()
+        self._tasks: anyio.abc.TaskGroup | None = None
+
+    async def run(self) -> None:
+        """Serve until either side ends the connection or the server stops."""
+        logger.info("connection from %s", self.peer)
+        try:
+            async with anyio.create_task_group() as tasks:
+                self._tasks = tasks
+                tasks.start_soon(self._timer)
+                tasks.start_soon(self._flush_when_asked)
+                try:
+                    await self._read()
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await self._goodbye()
+                tasks.cancel_scope.cancel()
+        finally:
+            if self.router is not None:
+                self.router.connection_lost()
+            logger.info("connection from %s closed", self.peer)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        await self.flush()  # our version line and KEXINIT
+        while not self.core.closed and not self._lost:
+            if self.router is not None:
+                await self.router.wait_input_room()
+            data = await self._receive_bytes()
+            if data is None:
+                return
+            try:
+                events = await self._feed(data)
+            except ProtocolError as error:
+                logger.warning("%s: protocol error, disconnecting: %s", self.peer, error)
+                await self.flush()  # the DISCONNECT the core queued
+                return
+            for event in events:
+                self._event(event)
+            await self.flush()
+            self._rearm()
+
+    async def _feed(self, data: bytes) -> list[Event]:
+        now = anyio.current_time()
+        if self.authenticated or not self.server.authenticate_in_thread:
+            return self.core.receive_data(data, now=now)
+        # ptycore.auth: a slow authenticator (bcrypt) runs with the core in a worker
+        # thread, so other connections keep being served meanwhile.
+        async with self._core_lock:
+            return await anyio.to_thread.run_sync(lambda: self.core.receive_data(data, now=now))
+
+    def _event(self, event: Event) -> None:
+        if isinstance(event, _CHANNEL_EVENTS):
+            if self.router is not None:
+                self.router.handle(event)
+        elif isinstance(event, AuthenticationSucceeded):
+            logger.info("%s: %s logged in by %s", self.peer, event.username, event.method)
+            self._authenticated(event.username)
+        elif isinstance(event, AuthenticationFailed):
+            logger.info("%s: %s failed %s", self.peer, event.username, event.method)
+        elif isinstance(event, ConnectionClosed):
+            logger.info("%s: disconnected (%d): %s", self.peer, event.reason, event.description)
+
+    def _authenticated(self, username: str) -> None:
+        self.authenticated = True
+        self.server.startups -= 1
+        tasks = self._tasks
+        if tasks is None:  # run() sets it before reading anything
+            raise RuntimeError("connection not running")
+        self.router = SessionRouter(
+            self.core,
+            app=self.server.app,
+            task_group=tasks,
+            flush=self.flush,
+            flush_soon=self.flush_soon,
+            username=username,
+            subsystems=self.server.subsystems,
+        )
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Send everything the core queued."""
+        async with self._send_lock:
+            data = self.core.data_to_send()
+            if data:
+                await self._send_bytes(data)
+
+    def flush_soon(self) -> None:
+        """Have :meth:`flush` run soon (from code that cannot wait)."""
+        self._soon.set()
+
+    async def _flush_when_asked(self) -> None:
+        while True:
+            await self._soon.wait()
+            self._soon = anyio.Event()
+            await self.flush()
+            self._rearm()
+
+    async def _goodbye(self) -> None:
+        """On the way out: tell a client still there why (DISCONNECT BY_APPLICATION)."""
+        if self._lost:
+            return
+        if not self.core.closed:
+            self.core.disconnect(DisconnectReason.BY_APPLICATION, "server shutting down")
+        with anyio.move_on_after(self.server.limits.shutdown_timeout):
+            await self.flush()
+
+    # -- the one place backend errors are seen --------------------------------------------
+
+    async def _receive_bytes(self) -> bytes | None:
+        try:
+            return await self.stream.receive(READ_SIZE)
+        except _BACKEND_ERRORS:
+            self._lose()
+            return None
+
+    async def _send_bytes(self, data: bytes) -> None:
+        if self._lost:
+            return
+        try:
+            await self.stream.send(data)
+        except _BACKEND_ERRORS:
+            self._lose()
+
+    def _lose(self) -> None:
+        """The peer is gone: end the sessions and stop the connection's tasks."""
+        if self._lost:
+            return
+        self._lost = True
+        if self.router is not None:
+            self.router.connection_lost()
+        if self._tasks is not None:
+            self._tasks.cancel_scope.cancel()
+
+    # -- the timer ------------------------------------------------------------------------------
+
+    def _rearm(self) -> None:
+        if self.core.get_timer() != self._armed:
+            self._timer_changed.set()
+
+    async def _timer(self) -> None:
+        """Run the core's timer (login grace time, rekeying) on anyio's clock."""
+        while True:
+            self._armed = deadline = self.core.get_timer()
+            self._timer_changed = changed = anyio.Event()
+            with anyio.CancelScope(deadline=math.inf if deadline is None else deadline):
+                await changed.wait()
+                continue
+            async with self._core_lock:
+                events = self.core.handle_timer(anyio.current_time())
+            for event in events:
+                self._event(event)
+            await self.flush()
+            if self.core.closed and self._tasks is not None:
+                self._tasks.cancel_scope.cancel()
+                return
+
+
+def _address(address: Any) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address)
+
+
+async def serve(
+    app: Application,
+    *,
+    host: str | Sequence[str] | None = "127.0.0.1",
+    port: int = 2222,
+    host_keys: Sequence[HostKey],
+    authenticator: Authenticator,
+    config: ServerConfig | None = None,
+    limits: ServerLimits | None = None,
+    subsystems: Collection[str] = (),
+    authenticate_in_thread: bool | None = None,
+    task_status: anyio.abc.TaskStatus[list[tuple[str, int]]] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve SSH on ``host`` and ``port`` until cancelled; each session runs ``app``.
+
+    ``host`` may be an address, a name (``localhost`` listens on 127.0.0.1 and ::1),
+    several of them, or ``None`` for every interface; port 0 picks a free port.
+    Once listening, ``task_status.started`` gets the bound ``(address, port)``
+    pairs, so ``await task_group.start(serve, ...)`` returns them. Cancelling the
+    task stops the server: every client is sent DISCONNECT ``BY_APPLICATION``.
+
+    ``authenticate_in_thread`` (default: the authenticator's ``blocking``
+    attribute) runs the core in a worker thread until the user is logged in, for
+    authenticators that block (bcrypt, PAM).
+    """
+    if not host_keys:
+        raise ValueError("serve needs at least one host key")
+    if authenticate_in_thread is None:
+        authenticate_in_thread = bool(getattr(authenticator, "blocking", False))
+    server = _Server(
+        app,
+        host_keys=host_keys,
+        authenticator=authenticator,
+        config=config,
+        limits=limits or ServerLimits(),
+        subsystems=subsystems,
+        authenticate_in_thread=authenticate_in_thread,
+    )
+    hosts = [host] if host is None or isinstance(host, str) else list(host)
+    listeners: list[anyio.abc.SocketListener] = []
+    try:
+        for name in hosts:
+            listener = await anyio.create_tcp_listener(
+                local_host=name, local_port=port if not listeners else _port(listeners[0])
+            )
+            if isinstance(listener, anyio.abc.SocketListener):
+                listeners.append(listener)
+            else:  # a MultiListener: a name with several addresses (IPv4 and IPv6)
+                listeners += [
+                    each
+                    for each in listener.listeners
+                    if isinstance(each, anyio.abc.SocketListener)
+                ]
+        bound = [
+            _pair(_attribute(each, anyio.abc.SocketAttribute.local_address)) for each in listeners
+        ]
+        for address, bound_port in bound:
+            logger.info("listening on %s", _address((address, bound_port)))
+        async with anyio.create_task_group() as tasks:
+            for each in listeners:
+                tasks.start_soon(each.serve, server.handle)
+            task_status.started(bound)
+    finally:
+        with anyio.CancelScope(shield=True):
+            for each in listeners:
+                await each.aclose()
+
+
+def _port(listener: anyio.abc.SocketListener) -> int:
+    return _pair(_attribute(listener, anyio.abc.SocketAttribute.local_address))[1]
+
+
+def _attribute(provider: anyio.TypedAttributeProvider, attribute: Any) -> Any:
+    """A typed attribute of a stream or listener (S610 mistakes anyio's extra() for Django's)."""
+    return provider.extra(attribute, None)  # noqa: S610
+
+
+def _pair(address: Any) -> tuple[str, int]:
+    return str(address[0]), int(address[1])
