@@ -32,7 +32,7 @@ SERVER_CONFIG = TransportConfig()
 
 
 def _random(seed: int) -> Callable[[int], bytes]:
-    return random.Random(seed).randbytes  # noqa: S311 (reproducible on purpose)
+    return random.Random(seed).randbytes
 
 
 def _server() -> tuple[Transport, bytes]:
@@ -47,7 +47,7 @@ def _feed(server: Transport, data: bytes, byte_by_byte: bool) -> None:
     for chunk in chunks:
         server.receive_data(chunk)
         server.data_to_send()
-        if len(server._inbuf) > SERVER_CONFIG.max_packet_size + 4 + 64:  # noqa: SLF001
+        if len(server._inbuf) > SERVER_CONFIG.max_packet_size + 4 + 64:
             raise AssertionError("receive buffer holds more than one packet")
 
 
