@@ -150,6 +150,8 @@ def serve_socket(sock: socket.socket, conn: ServerConnection, errors: list[BaseE
             sock.sendall(conn.data_to_send())
             if any(isinstance(e, ConnectionClosed) for e in events):
                 break
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # the client hung up without a goodbye, as clients may once done
     except BaseException as error:  # reported to the test through errors
         errors.append(error)
     finally:

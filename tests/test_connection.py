@@ -22,6 +22,7 @@ from ptycore.connection import (
 from ptycore.requests import ExitStatusRequest, ShellRequest
 from ptycore.session import (
     ClientSession,
+    LocalProtocolError,
     RequestAnswered,
     RequestReceived,
     Role,
@@ -293,3 +294,19 @@ def test_client_receives_exit_status() -> None:
     )
     assert isinstance(events[0], SessionEvent)
     assert session.exit_status == 7
+
+
+def test_writable_is_zero_after_eof_close_and_for_gone_channels() -> None:
+    conn = opened_server()
+    assert conn.writable(0) == 2 * WINDOW
+    server_session(conn, 0).send_eof()
+    assert conn.writable(0) == 0
+    with pytest.raises(LocalProtocolError):
+        conn.send_data(0, b"x")
+    conn.receive_payload(b"\x61" + u32(0))
+    assert conn.writable(0) == 0
+    conn.payloads_to_send()
+    assert conn.channel_ids == ()
+    assert conn.writable(0) == 0
+    with pytest.raises(KeyError):
+        conn.send_data(0, b"x")

@@ -10,6 +10,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def server(keys: dict[str, Path]) -> Iterator[Server]:
     )
     with running_server(authenticator) as srv:
         yield srv
-    assert srv.errors == []
+    assert srv.errors == [], "".join(traceback.format_exception(srv.errors[0]))
 
 
 def ssh(

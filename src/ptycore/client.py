@@ -18,14 +18,14 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ._endpoint import Endpoint, Event
+from ._endpoint import ConnectionClosed, Endpoint, Event
 from .auth import AuthenticationSucceeded, Challenge, ClientAuth, UserKey
 from .connection import Connection, ConnectionConfig
 from .session import ClientSession
 from .session import Role as SessionRole
 from .transport import HostKeyVerifier, Role, Transport, TransportConfig
 
-__all__ = ["ClientConfig", "ClientConnection"]
+__all__ = ["ClientConfig", "ClientConnection", "ConnectionClosed", "Event"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

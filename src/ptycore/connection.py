@@ -231,6 +231,7 @@ class _Channel:
     __slots__ = (
         "close_received",
         "close_sent",
+        "confirmed",
         "consumed",
         "excess",
         "local_id",
@@ -248,7 +249,8 @@ class _Channel:
     def __init__(self, local_id: int, session: ServerSession | ClientSession) -> None:
         self.local_id = local_id
         self.session = session
-        self.remote_id: int | None = None
+        self.confirmed = False  # the peer's channel number is known: messages may flow
+        self.remote_id = 0
         self.recv_window = 0
         self.recv_window_max = 0
         self.recv_max_packet = 0
@@ -290,9 +292,18 @@ class Connection:
         return self._channels[channel_id].session
 
     def writable(self, channel_id: int) -> int:
-        """How many more bytes :meth:`send_data` takes on this channel now."""
-        channel = self._channel(channel_id)
+        """How many more bytes :meth:`send_data` takes on this channel now.
+
+        0 once we sent EOF or CLOSE, once the peer closed, and for a channel that is
+        gone: the events of one batch may name a channel that a later event of the
+        same batch closed.
+        """
+        channel = self._channels.get(channel_id)
+        if channel is None or channel.close_received or channel.close_sent:
+            return 0
         self._drain(channel)
+        if channel.session.eof_sent:
+            return 0
         return max(0, self._config.max_buffered_bytes + channel.send_window - channel.queued_bytes)
 
     def send_window(self, channel_id: int) -> int:
@@ -311,20 +322,27 @@ class Connection:
     # -- verbs ---------------------------------------------------------------------------
 
     def send_data(self, channel_id: int, data: bytes, data_type: int | None = None) -> None:
-        """Queue data (``data_type`` 1 for stderr); split and sent as windows allow."""
-        if len(data) > self.writable(channel_id):
+        """Queue data (``data_type`` 1 for stderr); split and sent as windows allow.
+
+        Raises ``KeyError`` for a channel that is gone, the session machine's
+        ``LocalProtocolError`` after EOF or CLOSE, and :class:`BufferFullError` past
+        :meth:`writable`.
+        """
+        channel = self._channel(channel_id)
+        self._drain(channel)
+        room = self._config.max_buffered_bytes + channel.send_window - channel.queued_bytes
+        if len(data) > room and not channel.session.eof_sent:
             raise BufferFullError(
-                f"channel {channel_id}: {len(data)} bytes do not fit, "
-                f"{self.writable(channel_id)} writable"
+                f"channel {channel_id}: {len(data)} bytes do not fit, {max(room, 0)} writable"
             )
-        session = self._channels[channel_id].session
+        session = channel.session
         if data_type is None:
             session.send_data(data)
         elif isinstance(session, ServerSession):
             session.send_extended_data(data, data_type)
         else:
             raise ValueError("clients send no extended data (RFC 4254 5.2)")
-        self._sync(self._channels[channel_id])
+        self._sync(channel)
 
     def open_session(self) -> int:
         """Client: open a session channel; :class:`ChannelOpened` follows."""
@@ -359,7 +377,7 @@ class Connection:
             channel = self._channel(reader.uint32("recipient channel"), number)
             if number in (MSG_CHANNEL_OPEN_CONFIRMATION, MSG_CHANNEL_OPEN_FAILURE):
                 return self._open_reply(channel, number, reader)
-            if channel.remote_id is None:
+            if not channel.confirmed:
                 raise ProtocolError(f"message {number} on channel {channel.local_id} before open")
             events = self._channel_message(channel, number, reader)
             self._sync(channel)
@@ -411,6 +429,7 @@ class Connection:
             return []
         channel = _Channel(self._free_id(), ServerSession(self._config.session_policy))
         channel.remote_id = sender
+        channel.confirmed = True
         channel.send_window = window
         channel.send_max_packet = max_packet
         channel.recv_max_packet = self._config.max_packet_size
@@ -439,7 +458,7 @@ class Connection:
         )
 
     def _open_reply(self, channel: _Channel, number: int, reader: Reader) -> list[ConnectionEvent]:
-        if channel.remote_id is not None:
+        if channel.confirmed:
             raise ProtocolError(f"open reply for channel {channel.local_id}, which is open")
         if number == MSG_CHANNEL_OPEN_FAILURE:
             reason = reader.uint32("reason code")
@@ -453,6 +472,7 @@ class Connection:
                 )
             ]
         channel.remote_id = reader.uint32("sender channel")
+        channel.confirmed = True
         channel.send_window = reader.uint32("initial window size")
         channel.send_max_packet = reader.uint32("maximum packet size")
         reader.end("channel open confirmation")
@@ -575,11 +595,10 @@ class Connection:
 
     def _window_adjust(self, channel: _Channel, add: int) -> None:
         # RFC 4254 section 5.2: byte 93, uint32 recipient channel, uint32 bytes to add.
-        # Only open channels (remote_id known) receive data or start programs.
         channel.recv_window += add
         self._outgoing.append(
             bytes([MSG_CHANNEL_WINDOW_ADJUST])
-            + encode_uint32(channel.remote_id or 0)
+            + encode_uint32(channel.remote_id)
             + encode_uint32(add)
         )
 
@@ -604,7 +623,7 @@ class Connection:
     def _sync(self, channel: _Channel) -> None:
         """Move the session's output into the queue, send what fits, free when closed."""
         self._drain(channel)
-        if channel.remote_id is None:
+        if not channel.confirmed:
             return
         session = channel.session
         if (
@@ -620,9 +639,9 @@ class Connection:
             del self._channels[channel.local_id]
 
     def _pump(self, channel: _Channel) -> None:
-        remote_id = channel.remote_id
-        if remote_id is None:
+        if not channel.confirmed:
             return
+        remote_id = channel.remote_id
         queue = channel.queue
         while queue:
             item = queue[0]

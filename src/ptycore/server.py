@@ -22,7 +22,7 @@ peer broke the protocol or ran out of attempts: DISCONNECT queued, flush and
 close), :class:`~ptycore.session.LocalProtocolError`, ``ValueError``,
 ``RuntimeError`` or :class:`~ptycore.connection.BufferFullError` from a verb (the
 application asked for something the rules forbid: nothing changed), and a
-:class:`~ptycore._endpoint.ConnectionClosed` event (the peer said goodbye, or the
+:class:`~ptycore.ConnectionClosed` event (the peer said goodbye, or the
 login grace time ran out).
 """
 
@@ -48,7 +48,7 @@ from .session import Role as SessionRole
 from .session import ServerSession
 from .transport import HostKey, Role, Transport, TransportConfig, verify_signature
 
-__all__ = ["ServerConfig", "ServerConnection"]
+__all__ = ["ConnectionClosed", "Event", "ServerConfig", "ServerConnection"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
