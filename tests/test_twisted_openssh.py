@@ -8,6 +8,7 @@ and plain commands. One server per application, shared by the module.
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -170,3 +171,26 @@ def test_twenty_sessions_leave_no_child_and_no_descriptor(shell_server: Server) 
     except AssertionError:
         after = shell_server.fds()
         raise AssertionError(f"new: {after - before}, gone: {before - after}") from None
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_serve_stops_cleanly_and_hangs_up_open_sessions(
+    tmp_path: Path, signal_number: int
+) -> None:
+    with run_server(tmp_path, "shell", env={"SHELL": "/bin/sh"}) as server:
+        client = subprocess.Popen(
+            [*server.ssh_args("-T"), "echo started; sleep 94"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert client.stdout is not None
+        assert client.stdout.readline() == b"started\n"
+        wait_for(lambda: sleepers(server, b"94"), "the program to run")
+        sleeper = sleepers(server, b"94")[0]
+        server.process.send_signal(signal_number)
+        assert server.process.wait(timeout=WAIT) == 0
+        assert "ptycore serve: stopped" in server.log()
+        client.wait(timeout=WAIT)
+        client.stdout.close()
+        wait_for(lambda: not Path(f"/proc/{sleeper}").exists(), "the program to be hung up")

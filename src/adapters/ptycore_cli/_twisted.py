@@ -28,6 +28,9 @@ from . import ServeConfig, UsageError, load_application
 
 __all__ = ["serve"]
 
+_BY_APPLICATION = 11
+"""SSH_DISCONNECT_BY_APPLICATION (RFC 4253 11.1): what ``ssh`` sends when it is done."""
+
 _BUILTIN: dict[str, Any] = {"info": InfoProtocol, "echo": EchoProtocol, "shell": ShellProtocol}
 
 
@@ -38,6 +41,8 @@ def _observer(stream: TextIO) -> Callable[[dict[str, Any]], None]:
     def observe(event: dict[str, Any]) -> None:
         namespace = str(event.get("log_namespace", ""))
         level = event.get("log_level", LogLevel.info)
+        if event.get("code") == _BY_APPLICATION:
+            return  # Conch logs every client's ordinary goodbye as an error
         if namespace == "ptycore" or level >= LogLevel.warn:
             text = eventAsText(event, includeTimestamp=True, includeSystem=False)
             stream.write(text + "\n")
