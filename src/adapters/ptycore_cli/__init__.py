@@ -175,11 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ptycore serve: error: {error}", file=sys.stderr)
         return 2
     if config.adapter == "anyio":
-        print(
-            "ptycore serve: error: the anyio adapter is not available yet; use --adapter twisted",
-            file=sys.stderr,
-        )
-        return 2
+        from ._anyio import serve_anyio  # noqa: PLC0415 (anyio is an optional dependency)
+
+        return serve_anyio(config)
     from ._twisted import serve  # noqa: PLC0415 (Twisted is an optional dependency)
 
     return serve(config)

@@ -1,0 +1,117 @@
+"""``ptycore serve --adapter anyio``: ptycore's own transport on asyncio or trio.
+
+The same host key (kept in the user's state directory), the same authorized keys
+and password files, the same applications and log lines as ``--adapter twisted``;
+uvloop is used on asyncio when it is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import signal
+import sys
+from typing import Any
+
+import anyio
+
+from ptycore.connection import ConnectionConfig
+from ptycore.server import ServerConfig
+from ptycore.session import SessionPolicy
+from ptycore.transport import HostKey
+from ptycore_anyio import FileAuthenticator, echo, info, serve, shell
+from ptycore_common.credentials import CredentialsFileError
+from ptycore_common.hostkeys import (
+    HostKeyError,
+    default_host_key_path,
+    load_host_key,
+    load_or_create_host_key,
+)
+
+from . import ServeConfig, UsageError, load_application
+
+__all__ = ["serve_anyio"]
+
+_BUILTIN: dict[str, Any] = {"info": info, "echo": echo, "shell": shell}
+
+
+def _backend_options(backend: str) -> dict[str, Any]:
+    if backend == "asyncio" and importlib.util.find_spec("uvloop") is not None:
+        return {"use_uvloop": True}
+    return {}
+
+
+async def _run(config: ServeConfig, app: Any, key: HostKey, auth: FileAuthenticator) -> None:
+    server_config = ServerConfig(
+        connection=ConnectionConfig(session_policy=SessionPolicy(accept_env=config.accept_env))
+    )
+    async with anyio.create_task_group() as tasks:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            bound = await tasks.start(
+                lambda task_status: serve(
+                    app,
+                    host=config.host,
+                    port=config.port,
+                    host_keys=[key],
+                    authenticator=auth,
+                    config=server_config,
+                    task_status=task_status,
+                )
+            )
+            addresses = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in bound)
+            print(
+                f"ptycore serve: listening on {addresses} (app {config.app}, anyio on "
+                f"{config.backend}, host key {key.fingerprint})",
+                file=sys.stderr,
+                flush=True,
+            )
+            async for _ in signals:
+                break
+        tasks.cancel_scope.cancel()  # every client gets DISCONNECT BY_APPLICATION
+
+
+def serve_anyio(config: ServeConfig) -> int:
+    """Run the server until SIGINT or SIGTERM; return the exit status."""
+    try:
+        app = _BUILTIN.get(config.app) or load_application(config.app)
+        if config.host_key is not None:
+            key = load_host_key(config.host_key)
+        else:
+            key = load_or_create_host_key(default_host_key_path())
+        auth = FileAuthenticator(
+            authorized_keys=config.authorized_keys, password_file=config.password_file
+        )
+    except UsageError as error:
+        print(f"ptycore serve: error: {error}", file=sys.stderr)
+        return 2
+    except (HostKeyError, CredentialsFileError) as error:
+        print(f"ptycore serve: error: {error}", file=sys.stderr)
+        return 1
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logger = logging.getLogger("ptycore.anyio")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    failure: BaseException | None = None
+    try:
+        anyio.run(
+            _run,
+            config,
+            app,
+            key,
+            auth,
+            backend=config.backend,
+            backend_options=_backend_options(config.backend),
+        )
+    except* OSError as group:  # trio's nurseries wrap what the listener raised
+        failure = group.exceptions[0]
+    if failure is not None:
+        reason = failure.strerror if isinstance(failure, OSError) else None
+        print(
+            f"ptycore serve: error: cannot listen on {config.host}:{config.port}: "
+            f"{reason or failure}",
+            file=sys.stderr,
+        )
+        return 1
+    print("ptycore serve: stopped", file=sys.stderr, flush=True)
+    return 0
