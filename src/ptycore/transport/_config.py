@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
+from ._kex import mlkem_available
+
 __all__ = [
     "CIPHERS",
     "COMPRESSION",
@@ -15,7 +17,8 @@ __all__ = [
     "TransportConfig",
 ]
 
-# Every name each list may hold: what ptycore implements.
+# Every name each list may hold: what ptycore implements. ML-KEM needs cryptography
+# 47 or later with a backend that has it; without it, it leaves the defaults.
 KEX_ALGORITHMS = (
     "mlkem768x25519-sha256",
     "curve25519-sha256",
@@ -35,6 +38,7 @@ CIPHERS = (
     "aes128-ctr",
 )
 MACS = ("hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com")
+_DEFAULT_KEX = KEX_ALGORITHMS if mlkem_available() else KEX_ALGORITHMS[1:]
 COMPRESSION = ("none",)
 
 PACKET_MAX_SIZE = 256 * 1024
@@ -67,8 +71,9 @@ class TransportConfig:
     when an operator asks for it), no CBC, encrypt-then-MAC only.
     """
 
-    kex_algorithms: tuple[str, ...] = KEX_ALGORITHMS
-    """Key exchange methods (RFC 4253 section 7.1 ``kex_algorithms``)."""
+    kex_algorithms: tuple[str, ...] = _DEFAULT_KEX
+    """Key exchange methods (RFC 4253 section 7.1 ``kex_algorithms``);
+    ``mlkem768x25519-sha256`` only where ``cryptography`` provides ML-KEM-768."""
     host_key_algorithms: tuple[str, ...] = HOST_KEY_ALGORITHMS[:3]
     """Signature algorithms for the server's host key. A server offers only those
     its host keys can make."""
@@ -99,7 +104,7 @@ class TransportConfig:
     the user key signatures ptycore verifies."""
 
     def __post_init__(self) -> None:
-        _check_names("kex_algorithms", self.kex_algorithms, KEX_ALGORITHMS)
+        _check_names("kex_algorithms", self.kex_algorithms, _DEFAULT_KEX)
         _check_names("host_key_algorithms", self.host_key_algorithms, HOST_KEY_ALGORITHMS)
         _check_names("ciphers", self.ciphers, CIPHERS)
         _check_names("macs", self.macs, MACS)

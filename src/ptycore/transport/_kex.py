@@ -9,18 +9,34 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
-from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import x25519
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import mlkem
 
 from ptycore._errors import DisconnectReason, ProtocolError
 from ptycore._wire import encode_mpint, encode_string
 
-__all__ = ["KexMethod", "derive_key", "make_kex"]
+__all__ = ["KexMethod", "derive_key", "make_kex", "mlkem_available"]
 
 _X25519_LENGTH: Final = 32
 _MLKEM768_PUBLIC_LENGTH: Final = 1184
 _MLKEM768_CIPHERTEXT_LENGTH: Final = 1088
+
+
+def mlkem_available() -> bool:
+    """Whether this ``cryptography`` has ML-KEM-768 (added in 47.0, and only with a
+    backend that implements it)."""
+    try:
+        from cryptography.hazmat.primitives.asymmetric import mlkem  # noqa: PLC0415
+
+        mlkem.MLKEM768PrivateKey.from_seed_bytes(bytes(64))
+    except (ImportError, UnsupportedAlgorithm):
+        return False
+    return True
 
 
 def _kex_error(message: str) -> ProtocolError:
@@ -98,6 +114,8 @@ class MlKem768X25519:
         self._seed = random
 
     def client_init(self) -> bytes:
+        from cryptography.hazmat.primitives.asymmetric import mlkem  # noqa: PLC0415
+
         self._kem = mlkem.MLKEM768PrivateKey.from_seed_bytes(self._seed(64))
         return self._kem.public_key().public_bytes_raw() + _x25519_public(self._classic)
 
@@ -111,6 +129,8 @@ class MlKem768X25519:
     def server_reply(self, client_public: bytes) -> tuple[bytes, bytes]:
         if len(client_public) != _MLKEM768_PUBLIC_LENGTH + 32:
             raise _kex_error("malformed mlkem768x25519 init")
+        from cryptography.hazmat.primitives.asymmetric import mlkem  # noqa: PLC0415
+
         try:
             peer = mlkem.MLKEM768PublicKey.from_public_bytes(
                 client_public[:_MLKEM768_PUBLIC_LENGTH]
