@@ -2,7 +2,8 @@
 
 Each accepted socket is served in its own thread by :func:`serve_socket`, running
 :class:`EchoApp`: ``exec`` commands ``echo TEXT``, ``exit N``, ``cat`` (echo stdin
-until EOF), ``pty`` (report the PTY) and ``big N`` (send N bytes); ``shell``
+until EOF), ``pty`` (report the PTY), ``stderr TEXT`` (to stderr, status 1),
+``kill SIGNAL`` (exit-signal) and ``big N`` (send N bytes); ``shell``
 echoes input until it sees ``q`` or Ctrl-D and then exits with status 3.
 Every wait has a timeout, so a broken client cannot hang the suite.
 """
@@ -30,7 +31,7 @@ from ptycore.connection import (
 from ptycore.requests import ExecRequest, ShellRequest
 from ptycore.server import ServerConfig, ServerConnection
 from ptycore.session import RequestReceived
-from ptycore.transport import HostKey
+from ptycore.transport import HostKey, KeyExchangeComplete
 
 TIMEOUT = 20.0
 
@@ -90,6 +91,13 @@ class EchoApp:
             text = "no pty" if pty is None else f"{pty.term} {pty.size.cols}x{pty.size.rows}"
             self._send(channel_id, text.encode() + b"\n")
             self._finish(channel_id, 0)
+        elif word == "stderr":
+            self.conn.send_stderr(channel_id, rest.encode() + b"\n")
+            self._finish(channel_id, 1)
+        elif word == "kill":
+            self.conn.send_exit_signal(channel_id, rest, message="killed by test")
+            self.conn.send_eof(channel_id)
+            self.conn.close_channel(channel_id)
         elif word == "big":
             data = bytes(range(256)) * (int(rest) // 256)
             self._send(channel_id, data)
@@ -131,9 +139,12 @@ class EchoApp:
         self._drain(channel_id)
 
 
-def serve_socket(sock: socket.socket, conn: ServerConnection, errors: list[BaseException]) -> None:
-    """Run one connection until either side closes it."""
+def serve_socket(
+    sock: socket.socket, conn: ServerConnection, errors: list[BaseException], log: list[object]
+) -> None:
+    """Run one connection until either side closes it; its events go to ``log``."""
     app = EchoApp(conn)
+    app.log = log
     sock.settimeout(TIMEOUT)
     try:
         sock.sendall(conn.data_to_send())
@@ -163,6 +174,11 @@ class Server:
     port: int
     host_key: HostKey
     errors: list[BaseException]
+    log: list[object]
+
+    def rekeys(self) -> int:
+        """Key exchanges after the first, over all connections so far."""
+        return sum(isinstance(e, KeyExchangeComplete) and not e.initial for e in self.log)
 
 
 def authorized_blob(public_key_line: str) -> bytes:
@@ -180,6 +196,7 @@ def running_server(
     listener.settimeout(0.2)
     stop = threading.Event()
     errors: list[BaseException] = []
+    log: list[object] = []
     threads: list[threading.Thread] = []
 
     def accept_loop() -> None:
@@ -189,14 +206,16 @@ def running_server(
             except TimeoutError:
                 continue
             conn = ServerConnection(config, authenticator, [host_key], now=time.monotonic())
-            thread = threading.Thread(target=serve_socket, args=(sock, conn, errors), daemon=True)
+            thread = threading.Thread(
+                target=serve_socket, args=(sock, conn, errors, log), daemon=True
+            )
             thread.start()
             threads.append(thread)
 
     acceptor = threading.Thread(target=accept_loop, daemon=True)
     acceptor.start()
     try:
-        yield Server(port=listener.getsockname()[1], host_key=host_key, errors=errors)
+        yield Server(port=listener.getsockname()[1], host_key=host_key, errors=errors, log=log)
     finally:
         stop.set()
         acceptor.join(TIMEOUT)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import subprocess
 import traceback
 from collections.abc import Iterator
@@ -17,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from loopback import TIMEOUT, Server, authorized_blob, running_server
-from ptycore.auth import SimpleAuthenticator
+from ptycore.auth import AuthConfig, SimpleAuthenticator
+from ptycore.server import ServerConfig
 
 PASSWORD = "correct horse battery staple"
 
@@ -45,7 +47,8 @@ def server(keys: dict[str, Path]) -> Iterator[Server]:
     authenticator = SimpleAuthenticator(
         passwords={"alice": PASSWORD}, authorized_keys={"alice": blobs}
     )
-    with running_server(authenticator) as srv:
+    config = ServerConfig(auth=AuthConfig(banner="Welcome to ptycore\r\n"))
+    with running_server(authenticator, config) as srv:
         yield srv
     assert srv.errors == [], "".join(traceback.format_exception(srv.errors[0]))
 
@@ -56,6 +59,7 @@ def ssh(
     key: Path | None = None,
     stdin: bytes = b"",
     env: dict[str, str] | None = None,
+    log_level: str = "ERROR",
 ) -> subprocess.CompletedProcess[bytes]:
     options = [
         "-F",
@@ -67,7 +71,7 @@ def ssh(
         "-o",
         "StrictHostKeyChecking=no",
         "-o",
-        "LogLevel=ERROR",
+        f"LogLevel={log_level}",
         "-o",
         "ConnectTimeout=10",
     ]
@@ -117,22 +121,47 @@ def test_openssh_tty_command_gets_a_pty(server: Server, keys: dict[str, Path]) -
     assert result.stdout.startswith(b"xterm-256color ")
 
 
-def test_openssh_password(server: Server, tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["password", "keyboard-interactive"])
+def test_openssh_password(server: Server, tmp_path: Path, method: str) -> None:
     askpass = tmp_path / "askpass"
-    askpass.write_text(f"#!/bin/sh\necho '{PASSWORD}'\n")
+    prompts = tmp_path / "prompts"
+    askpass.write_text(f"#!/bin/sh\necho \"$1\" >> '{prompts}'\necho '{PASSWORD}'\n")
     askpass.chmod(0o700)
     env = dict(os.environ, SSH_ASKPASS=str(askpass), SSH_ASKPASS_REQUIRE="force", DISPLAY=":0")
     result = ssh(
         server,
         "-o",
-        "PreferredAuthentications=password",
+        f"PreferredAuthentications={method}",
         "-o",
         "PubkeyAuthentication=no",
         "echo by password",
         env=env,
+        log_level="INFO",
     )
     assert result.stdout == b"by password\n", result.stderr
     assert result.returncode == 0
+    assert b"Welcome to ptycore" in result.stderr  # the banner
+    # OpenSSH asks "alice@127.0.0.1's password: " for password, shows our prompt otherwise.
+    expected = "Password: " if method == "keyboard-interactive" else "password:"
+    assert expected in prompts.read_text()
+
+
+def test_openssh_stderr_and_exit_signal(server: Server, keys: dict[str, Path]) -> None:
+    result = ssh(server, "stderr oops", key=keys["ed25519"])
+    assert result.stdout == b""
+    assert result.stderr == b"oops\n"
+    assert result.returncode == 1
+    result = ssh(server, "kill TERM", key=keys["ed25519"])
+    assert result.returncode == 255  # ssh reports a remote signal as 255
+
+
+def test_openssh_survives_rekeying(server: Server, keys: dict[str, Path]) -> None:
+    data = os.urandom(3 * 1024 * 1024)
+    rekeys_before = server.rekeys()
+    result = ssh(server, "-o", "RekeyLimit=256K", "cat", key=keys["ed25519"], stdin=data)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == data
+    assert server.rekeys() - rekeys_before >= 3
 
 
 def test_openssh_wrong_key_is_refused(server: Server, tmp_path: Path) -> None:
@@ -203,5 +232,50 @@ def test_asyncssh_by_key_and_password(server: Server, keys: dict[str, Path]) -> 
                 assert result.exit_status == 0
                 result = await conn.run("pty", term_type="xterm-256color", term_size=(132, 43))
                 assert result.stdout.strip() == "xterm-256color 132x43"
+
+    asyncio.run(asyncio.wait_for(run(), TIMEOUT * 2))
+
+
+def test_paramiko_keyboard_interactive(server: Server) -> None:
+    paramiko = pytest.importorskip("paramiko")
+    prompts: list[tuple[str, bool]] = []
+
+    def handler(title: str, instructions: str, fields: list[tuple[str, bool]]) -> list[str]:
+        prompts.extend(fields)
+        return [PASSWORD] * len(fields)
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
+        transport = paramiko.Transport(sock)
+        try:
+            transport.start_client(timeout=TIMEOUT)
+            assert transport.auth_interactive("alice", handler) == []
+            channel = transport.open_session(timeout=TIMEOUT)
+            channel.exec_command("echo kbdint")
+            assert channel.makefile("rb").read() == b"kbdint\n"
+            assert channel.recv_exit_status() == 0
+        finally:
+            transport.close()
+    assert prompts == [("Password: ", False)]
+
+
+def test_asyncssh_keyboard_interactive_and_stderr(server: Server) -> None:
+    asyncssh = pytest.importorskip("asyncssh")
+
+    async def run() -> None:
+        async with asyncssh.connect(
+            "127.0.0.1",
+            server.port,
+            username="alice",
+            password=PASSWORD,
+            preferred_auth="keyboard-interactive",
+            known_hosts=None,
+            client_keys=None,
+            agent_path=None,
+        ) as conn:
+            result = await conn.run("stderr to stderr", timeout=TIMEOUT)
+            assert result.stderr == "to stderr\n"
+            assert result.exit_status == 1
+            result = await conn.run("kill HUP", timeout=TIMEOUT)
+            assert result.exit_signal == ("HUP", False, "killed by test", "")
 
     asyncio.run(asyncio.wait_for(run(), TIMEOUT * 2))
