@@ -153,6 +153,9 @@ def sleepers(server: Server, argument: bytes) -> list[int]:
 
 def test_shell_exec_exit_status(shell_server: Server) -> None:
     assert ssh(shell_server, command="exit 7").returncode == 7
+    # stdin is /dev/null: ssh sends EOF before the exec reply; cat must still see it.
+    done = ssh(shell_server, command="cat; echo cat-done")
+    assert (done.returncode, done.stdout) == (0, "cat-done\n")
     done = ssh(shell_server, command="echo out; echo err >&2")
     assert (done.returncode, done.stdout, done.stderr) == (0, "out\n", "err\n")
 

@@ -377,21 +377,17 @@ class SessionChannel(SSHChannel):
     def eofReceived(self) -> None:
         """The client sends no more data (RFC 4254 5.3)."""
         event = self._receive(self.machine.receive_eof)
-        if isinstance(event, EOFReceived):
+        if isinstance(event, EOFReceived) and self._started:
             self._call(self.protocol.eof_received)
+        # Before the program starts (``ssh host cmd < /dev/null`` sends EOF at once),
+        # the application hears of it right after session_started.
 
     def closeReceived(self) -> None:
         """RFC 4254 5.3: answer CLOSE with CLOSE; output still waiting is dropped."""
         event = self._receive(self.machine.receive_close)
         if isinstance(event, CloseReceived):
             self.finished = True
-            self.buf = b""
-            self.extBuf = []
-            self._ordered = collections.deque(
-                item for item in self._ordered if not isinstance(item, OutgoingData)
-            )
-            self._held = [item for item in self._held if not isinstance(item, OutgoingData)]
-            self._queued_bytes = 0
+            self._drop_output()
             self._flush()
 
     def closed(self) -> None:
@@ -450,6 +446,7 @@ class SessionChannel(SSHChannel):
                 id=self.id,
                 n=self._buffered(),
             )
+            self._drop_output()
             self.finish(None)
 
     def pause_input(self) -> None:
@@ -477,6 +474,16 @@ class SessionChannel(SSHChannel):
             producer.resumeProducing()
 
     # -- machinery ---------------------------------------------------------------------
+
+    def _drop_output(self) -> None:
+        """Forget output the client will never read, so EOF and CLOSE can go now."""
+        self.buf = b""
+        self.extBuf = []
+        self._ordered = collections.deque(
+            item for item in self._ordered if not isinstance(item, OutgoingData)
+        )
+        self._held = [item for item in self._held if not isinstance(item, OutgoingData)]
+        self._queued_bytes = 0
 
     @property
     def _connection(self) -> Any:
@@ -542,6 +549,8 @@ class SessionChannel(SSHChannel):
                 if not self._input_paused:
                     self._open_window()
                 self._call(self.protocol.session_started)
+                if self.machine.eof_received and not self.finished:
+                    self._call(self.protocol.eof_received)
 
         self._asking.addCallback(ask)
 
