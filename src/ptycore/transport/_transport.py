@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Final, TypeAlias
 
 from ptycore._errors import DisconnectReason, ProtocolError
+from ptycore._session_rules import Role
 from ptycore._wire import (
     Reader,
     encode_boolean,
@@ -40,13 +41,6 @@ HostKeyVerifier: TypeAlias = Callable[[str, bytes], bool]
 """``verify(host_key_algorithm, public_blob) -> bool``: the client's trust decision
 (``known_hosts``). It is called during the first key exchange; a rekey must present
 the same key. ``False`` disconnects with ``HOST_KEY_NOT_VERIFIABLE``."""
-
-
-class Role(enum.Enum):
-    """Which end of the connection this transport is."""
-
-    CLIENT = "client"
-    SERVER = "server"
 
 
 # RFC 4253 section 12 and RFC 8308 section 2.3: message numbers the transport owns.
