@@ -9,6 +9,7 @@ import pytest
 
 from ptycore import DisconnectReason, ProtocolError
 from ptycore._endpoint import ConnectionClosed, Event
+from ptycore._wire import encode_text
 from ptycore.auth import (
     AuthConfig,
     AuthenticationFailed,
@@ -20,7 +21,7 @@ from ptycore.connection import ChannelClosed, ChannelDataReceived, ChannelOpened
 from ptycore.requests import PtyRequest, ShellRequest, WindowSize
 from ptycore.server import ServerConfig, ServerConnection
 from ptycore.session import ExitStatusReceived, RequestAnswered, RequestReceived
-from ptycore.transport import HostKey
+from ptycore.transport import HostKey, UnimplementedReceived
 
 HOST_KEY = HostKey.generate()
 USER_KEY = HostKey.generate()
@@ -213,3 +214,40 @@ def test_same_seeds_give_the_same_bytes() -> None:
         client, server = make_pair(keys=(USER_KEY,))
         transcripts.append((client.data_to_send(), server.data_to_send()))
     assert transcripts[0] == transcripts[1]
+
+
+def test_fed_byte_by_byte() -> None:
+    client, server = make_pair(keys=(USER_KEY,))
+    server_events: list[Event] = []
+    while True:
+        to_server = client.data_to_send()
+        to_client = server.data_to_send()
+        if not to_server and not to_client:
+            break
+        for i in range(len(to_server)):
+            server_events += server.receive_data(to_server[i : i + 1])
+        client.receive_data(to_client)
+    assert AuthenticationSucceeded(username="alice", method="publickey") in server_events
+
+
+def test_unknown_message_gets_unimplemented() -> None:
+    client, server = make_pair(keys=(USER_KEY,))
+    exchange(client, server)
+    client._transport.send_payload(b"\xc8unknown")
+    assert server.receive_data(client.data_to_send()) == []
+    (event,) = client.receive_data(server.data_to_send())
+    assert isinstance(event, UnimplementedReceived)
+
+
+def test_connection_messages_before_authentication_disconnect() -> None:
+    client, server = make_pair(password="sesame")
+    while client.session_id is None:  # key exchange only
+        server.receive_data(client.data_to_send())
+        client.receive_data(server.data_to_send())
+    client._transport.send_payload(b"\x50" + encode_text("keepalive@openssh.com") + b"\x01")
+    with pytest.raises(ProtocolError, match="before authentication"):
+        server.receive_data(client.data_to_send())
+    assert server.closed
+    (closed,) = client.receive_data(server.data_to_send())
+    assert isinstance(closed, ConnectionClosed)
+    assert closed.reason == DisconnectReason.PROTOCOL_ERROR

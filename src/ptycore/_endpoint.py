@@ -16,6 +16,7 @@ from .transport import (
     PayloadReceived,
     Transport,
     TransportEvent,
+    UnimplementedReceived,
     VersionReceived,
 )
 
@@ -43,7 +44,12 @@ class ConnectionClosed:
 
 
 Event: TypeAlias = (
-    VersionReceived | KeyExchangeComplete | AuthEvent | ConnectionEvent | ConnectionClosed
+    VersionReceived
+    | KeyExchangeComplete
+    | UnimplementedReceived
+    | AuthEvent
+    | ConnectionEvent
+    | ConnectionClosed
 )
 """What :meth:`ServerConnection.receive_data <ptycore.server.ServerConnection.receive_data>`
 and its client twin report."""
@@ -176,9 +182,9 @@ class Endpoint(abc.ABC):
             return [
                 ConnectionClosed(reason=event.reason, description=event.description, by_peer=True)
             ]
-        if isinstance(event, VersionReceived):
+        if isinstance(event, VersionReceived | UnimplementedReceived):
             return [event]
-        return []
+        return []  # ExtInfoReceived: server-sig-algs, which ClientAuth does not need
 
     def _payload(self, payload: bytes, sequence_number: int) -> list[Event]:
         number = payload[0]
