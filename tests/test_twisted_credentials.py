@@ -21,12 +21,11 @@ from ptycore_twisted import (
     PasswordFile,
     SessionProtocol,
     SessionRealm,
+    conch_keys,
     default_host_key_path,
     load_host_key,
     load_or_create_host_key,
     make_portal,
-    read_authorized_keys,
-    read_password_file,
 )
 from twisted_helpers import WAIT, make_keys
 
@@ -72,7 +71,7 @@ def test_authorized_keys_with_options_comments_and_junk(tmp_path: Path) -> None:
         + b"ssh-ed25519 AAAAnot-base64\n"
         + b"   " + public + b"\n"
     )  # fmt: skip
-    found, problems = read_authorized_keys(path)
+    found, problems = conch_keys(path)
     expected = keys.Key.fromFile(str(made.client_public))
     assert found == [expected, expected]
     assert [p.line for p in problems] == [4]
@@ -82,7 +81,6 @@ def test_password_file_plain_and_bcrypt(tmp_path: Path) -> None:
     path = tmp_path / "passwords"
     hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4))
     path.write_bytes(b"# users\nalice:wonderland\nbob:" + hashed + b"\nnocolon\n")
-    assert read_password_file(path) == {b"alice": b"wonderland", b"bob": hashed}
 
     clock = Clock()
 

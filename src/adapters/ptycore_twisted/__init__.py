@@ -17,7 +17,7 @@ see typed requests (:class:`ptycore.PtyRequest` with a named
             self.transport.exit(0)
 """
 
-from ._apps import NO_TERMINAL, EchoProtocol, InfoProtocol
+from ._apps import EchoProtocol, InfoProtocol
 from ._channel import (
     INPUT_WINDOW,
     MAX_OUTPUT_BUFFER,
@@ -27,14 +27,7 @@ from ._channel import (
     SessionProtocol,
     SessionTransport,
 )
-from ._cred import (
-    AuthorizedKeysFile,
-    CredentialsFileError,
-    PasswordFile,
-    make_portal,
-    read_authorized_keys,
-    read_password_file,
-)
+from ._cred import AuthorizedKeysFile, CredentialsFileError, PasswordFile, conch_keys, make_portal
 from ._keys import HostKeyError, default_host_key_path, load_host_key, load_or_create_host_key
 from ._server import Application, SessionAvatar, SessionRealm, make_factory
 from ._shell import ShellProtocol
@@ -42,7 +35,6 @@ from ._shell import ShellProtocol
 __all__ = [
     "INPUT_WINDOW",
     "MAX_OUTPUT_BUFFER",
-    "NO_TERMINAL",
     "OUTPUT_HIGH_WATER",
     "Application",
     "AuthorizedKeysFile",
@@ -58,11 +50,10 @@ __all__ = [
     "SessionRealm",
     "SessionTransport",
     "ShellProtocol",
+    "conch_keys",
     "default_host_key_path",
     "load_host_key",
     "load_or_create_host_key",
     "make_factory",
     "make_portal",
-    "read_authorized_keys",
-    "read_password_file",
 ]

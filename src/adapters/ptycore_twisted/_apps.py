@@ -7,29 +7,12 @@ a new size at every window change.
 
 from __future__ import annotations
 
-from ptycore.requests import ExecRequest, PtyRequest, WindowSize
+from ptycore.requests import ExecRequest, WindowSize
+from ptycore_common.info import NO_TERMINAL, QUIT_KEYS, RESIZE_HINT, describe_terminal, size_line
 
 from ._channel import SessionProtocol
 
-__all__ = ["NO_TERMINAL", "EchoProtocol", "InfoProtocol", "describe_terminal", "size_line"]
-
-NO_TERMINAL = "No terminal was requested, so there is no terminal name, size or modes to show.\n"
-"""What ``info`` says to a client that asked for no PTY (``ssh -T``)."""
-
-QUIT_KEYS = (b"q", b"Q", b"\x04")
-"""Keys that end an interactive ``info`` session: q, or Ctrl-D (VEOF's default)."""
-
-
-def size_line(size: WindowSize) -> str:
-    """``Your terminal is 80 columns wide and 24 rows tall.`` with CRLF."""
-    return f"Your terminal is {size.cols} columns wide and {size.rows} rows tall.\r\n"
-
-
-def describe_terminal(pty: PtyRequest) -> str:
-    """The terminal name, size and modes, with CRLF line ends (the PTY is raw-ish:
-    nothing on the client side turns LF into CRLF for us)."""
-    modes = pty.modes.describe().rstrip("\n").replace("\n", "\r\n")
-    return f"Your terminal name is {pty.term!r}.\r\n{size_line(pty.size)}{modes}\r\n"
+__all__ = ["EchoProtocol", "InfoProtocol"]
 
 
 class InfoProtocol(SessionProtocol):
@@ -50,7 +33,7 @@ class InfoProtocol(SessionProtocol):
         if isinstance(self.transport.program, ExecRequest):
             self.transport.exit(0)
             return
-        self.transport.write(b"Resize the window to see the new size; type q to quit.\r\n")
+        self.transport.write(RESIZE_HINT.encode())
 
     def window_changed(self, size: WindowSize) -> None:
         """Print the new size."""

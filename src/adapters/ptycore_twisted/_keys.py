@@ -1,42 +1,26 @@
-"""Host keys: an OpenSSH key file given by the user, or one generated once and kept.
+"""Host keys for Conch: an OpenSSH key file given by the user, or one generated once
+and kept.
 
 A server that made a new host key at every start would teach its users to ignore
 the "host key changed" warning, so the generated key lives in the user's state
-directory (XDG Base Directory Specification: ``$XDG_STATE_HOME``, by default
-``~/.local/state``) and is reused, like ``sshd``'s ``/etc/ssh/ssh_host_*_key``
-made once by ``ssh-keygen -A``.
+directory (:func:`ptycore_common.hostkeys.default_host_key_path`, shared with the
+anyio adapter) and is reused, like ``sshd``'s ``/etc/ssh/ssh_host_*_key`` made
+once by ``ssh-keygen -A``.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 from twisted.conch.ssh import keys
+
+from ptycore_common.hostkeys import HostKeyError, create_host_key_file, default_host_key_path
 
 __all__ = ["HostKeyError", "default_host_key_path", "load_host_key", "load_or_create_host_key"]
 
 
-class HostKeyError(Exception):
-    """A host key cannot be read, parsed or written; the message is one line for users."""
-
-
-def default_host_key_path() -> Path:
-    """Where ``ptycore serve`` keeps the host key it generates.
-
-    ``$XDG_STATE_HOME/ptycore/ssh_host_ed25519_key``, falling back to
-    ``~/.local/state`` when the variable is unset or not absolute, as the XDG Base
-    Directory Specification says.
-    """
-    state = os.environ.get("XDG_STATE_HOME", "")
-    base = Path(state) if os.path.isabs(state) else Path.home() / ".local" / "state"
-    return base / "ptycore" / "ssh_host_ed25519_key"
-
-
 def load_host_key(path: Path) -> keys.Key:
-    """Load an unencrypted private host key (OpenSSH or PEM format) from ``path``."""
+    """Load an unencrypted private host key (OpenSSH or PEM format) as a Conch key."""
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -51,29 +35,8 @@ def load_host_key(path: Path) -> keys.Key:
 
 
 def load_or_create_host_key(path: Path) -> keys.Key:
-    """Load the host key at ``path``, generating an Ed25519 key there first if missing.
-
-    The file is created with mode 0600 (``O_EXCL``, so two servers starting at once
-    cannot both write it) in a directory made with mode 0700.
-    """
+    """Load the host key at ``path``, generating an Ed25519 key there first if missing
+    (mode 0600, in a directory made with mode 0700)."""
     if not path.exists():
-        _create_host_key(path)
+        create_host_key_file(path)
     return load_host_key(path)
-
-
-def _create_host_key(path: Path) -> None:
-    private = ed25519.Ed25519PrivateKey.generate()
-    data = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption(),
-    )
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return  # another server made it first; load theirs
-    except OSError as error:
-        raise HostKeyError(f"cannot create host key {path}: {error.strerror}") from None
-    with os.fdopen(fd, "wb") as file:
-        file.write(data)

@@ -13,12 +13,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import pwd
 import signal
-import struct
 import sys
 import termios
-from collections.abc import Mapping
 from typing import Any
 
 from twisted.internet.error import ProcessDone, ProcessTerminated
@@ -26,11 +23,18 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ptycore.requests import ExecRequest, PtyRequest, SubsystemRequest, WindowSize
+from ptycore.requests import PtyRequest, SubsystemRequest, WindowSize
+from ptycore_common.process import (
+    build_environment,
+    program_arguments,
+    signal_name,
+    user_shell,
+    winsize,
+)
 
 from ._channel import SessionProtocol
 
-__all__ = ["ShellProtocol", "build_environment", "signal_name", "user_shell"]
+__all__ = ["ShellProtocol"]
 
 _log = Logger(namespace="ptycore")
 
@@ -38,57 +42,6 @@ _NEW_SESSION = "import os, sys; os.setsid(); os.execv(sys.argv[1], sys.argv[2:])
 """Run without a PTY in a new session (setsid(2)) before exec, as sshd's child does
 (``session.c`` ``do_exec_no_pty`` calls ``setsid``); Twisted's spawnProcess has
 no pre-exec hook, so a tiny interpreter trampoline does it."""
-
-
-def user_shell() -> str:
-    """``$SHELL``, else the password database's shell, else ``/bin/sh``."""
-    shell = os.environ.get("SHELL")
-    if shell:
-        return shell
-    try:
-        return pwd.getpwuid(os.getuid()).pw_shell or "/bin/sh"
-    except KeyError:
-        return "/bin/sh"
-
-
-def signal_name(number: int) -> str:
-    """RFC 4254 6.10: the signal name without the ``SIG`` prefix."""
-    try:
-        return signal.Signals(number).name.removeprefix("SIG")
-    except ValueError:
-        return f"{number}@ptycore"  # RFC 4254 6.10: local names carry an @domain
-
-
-def build_environment(
-    accepted: Mapping[str, str], *, shell: str, pty: PtyRequest | None, tty: str | None
-) -> dict[str, str]:
-    """The program's environment, built fresh as ``session.c`` ``do_setup_env`` does.
-
-    The client's accepted variables first; the server's own ``HOME``, ``USER``,
-    ``LOGNAME``, ``PATH``, ``SHELL``, and ``TERM`` from the pty-req override them.
-    Nothing else leaks from the server's environment.
-    """
-    env = dict(accepted)
-    home = os.path.expanduser("~")
-    user = pwd.getpwuid(os.getuid()).pw_name
-    env.update(
-        HOME=home,
-        USER=user,
-        LOGNAME=user,
-        PATH=os.environ.get("PATH", os.defpath),
-        SHELL=shell,
-    )
-    if pty is not None:
-        env["TERM"] = pty.term
-    if tty is not None:
-        env["SSH_TTY"] = tty
-    return env
-
-
-def _winsize(size: WindowSize) -> bytes:
-    # struct winsize { ws_row, ws_col, ws_xpixel, ws_ypixel } of unsigned shorts; the
-    # session machine has already clamped every dimension to 65535.
-    return struct.pack("HHHH", size.rows, size.cols, size.width_px, size.height_px)
 
 
 class _Process(ProcessProtocol):
@@ -123,10 +76,9 @@ class ShellProtocol(SessionProtocol):
     def session_started(self) -> None:
         """Spawn the program."""
         program = self.transport.program
-        name = os.path.basename(self.shell)
-        # exec runs through the shell; a shell is a login shell (argv[0] "-bash"), as
-        # sshd starts it (session.c do_child).
-        args = [name, "-c", program.command] if isinstance(program, ExecRequest) else [f"-{name}"]
+        if program is None or isinstance(program, SubsystemRequest):
+            return  # program_requested refused subsystems; nothing else starts us
+        args = program_arguments(self.shell, program)
         pty = self.transport.pty
         reactor = self.transport.reactor
         process = _Process(self)
@@ -158,7 +110,7 @@ class ShellProtocol(SessionProtocol):
         try:
             attrs = termios.tcgetattr(slave)
             termios.tcsetattr(slave, termios.TCSANOW, pty.modes.to_termios(attrs))
-            fcntl.ioctl(slave, termios.TIOCSWINSZ, _winsize(pty.size))
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, winsize(pty.size))
             tty = os.ttyname(slave)
             env = build_environment(self.transport.environment, shell=self.shell, pty=pty, tty=tty)
             spawned = self.transport.reactor.spawnProcess(
@@ -185,7 +137,7 @@ class ShellProtocol(SessionProtocol):
     def window_changed(self, size: WindowSize) -> None:
         """TIOCSWINSZ on the PTY; the kernel sends SIGWINCH to the foreground job."""
         if self._master is not None and not self._ended:
-            fcntl.ioctl(self._master, termios.TIOCSWINSZ, _winsize(size))
+            fcntl.ioctl(self._master, termios.TIOCSWINSZ, winsize(size))
 
     def signal_received(self, name: str) -> bool:
         """Deliver to the PTY's foreground process group (what the terminal's own
