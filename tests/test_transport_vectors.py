@@ -28,10 +28,9 @@ def test_chacha20_poly1305_key_generation_rfc8439_2_6_2() -> None:
     key = bytes(range(0x80, 0xA0))
     expected_poly_key = h("8ad5a08b905f81cc815040274ab29471a833b637e3fd0da508dbb8e2fdd1a646")
     cipher = ChaCha20Poly1305(key + bytes(32))
-    packet = struct.pack(">I", 12) + bytes(12)
-    wire = cipher.encrypt(0x0001020304050607, packet)
+    wire = b"".join(cipher.encrypt(0x0001020304050607, struct.pack(">I", 12), bytes(12)))
     assert wire[-16:] == Poly1305.generate_tag(expected_poly_key, wire[:-16])
-    assert cipher.decrypt(0x0001020304050607, wire) == bytes(12)
+    assert cipher.decrypt(0x0001020304050607, memoryview(wire)) == bytes(12)
 
 
 def test_chacha20_payload_starts_at_block_1_rfc8439_2_4_2() -> None:
@@ -50,7 +49,8 @@ def test_chacha20_payload_starts_at_block_1_rfc8439_2_4_2() -> None:
     # Nonce 000000000000004a00000000: high counter word 0, sequence number
     # 0x0000004a00000000.
     cipher = ChaCha20Poly1305(key + bytes(32))
-    wire = cipher.encrypt(0x0000004A00000000, struct.pack(">I", len(plaintext)) + plaintext)
+    header = struct.pack(">I", len(plaintext))
+    wire = b"".join(cipher.encrypt(0x0000004A00000000, header, plaintext))
     assert wire[4:-16] == expected
 
 
@@ -61,12 +61,12 @@ def test_aes_gcm_invocation_counter_rfc5647() -> None:
     sender, receiver = AesGcm(key, iv), AesGcm(key, iv)
     nonces = [iv, b"\x01\x02\x03\x04" + bytes(8), b"\x01\x02\x03\x04" + bytes(7) + b"\x01"]
     for n, nonce in enumerate(nonces):
-        packet = struct.pack(">I", 16) + bytes([n]) * 16
-        wire = sender.encrypt(0, packet)
-        assert wire == packet[:4] + AESGCM(key).encrypt(nonce, packet[4:], packet[:4])
-        assert receiver.decrypt(0, wire) == packet[4:]
+        header, body = struct.pack(">I", 16), bytes([n]) * 16
+        wire = b"".join(sender.encrypt(0, header, body))
+        assert wire == header + AESGCM(key).encrypt(nonce, body, header)
+        assert receiver.decrypt(0, memoryview(wire)) == body
     with pytest.raises(ProtocolError):
-        AesGcm(key, iv).decrypt(0, wire)  # a receiver out of step
+        AesGcm(key, iv).decrypt(0, memoryview(wire))  # a receiver out of step
 
 
 def test_x25519_rfc7748_6_1() -> None:

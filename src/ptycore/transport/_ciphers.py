@@ -11,13 +11,12 @@ before it is authenticated. The primitives are all ``cryptography``'s.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import struct
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeAlias
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.poly1305 import Poly1305
 
@@ -27,6 +26,9 @@ __all__ = ["CIPHER_SPECS", "MAC_SPECS", "CipherSpec", "PacketCipher", "make_ciph
 
 _UINT32: Final = struct.Struct(">I")
 _UINT64: Final = struct.Struct(">Q")
+
+
+Data: TypeAlias = bytes | bytearray | memoryview
 
 
 class PacketCipher(Protocol):
@@ -41,15 +43,17 @@ class PacketCipher(Protocol):
     unencrypted initial state does: with AEAD and ETM the length is outside the
     encrypted part (OpenSSH ``packet.c``: ``aadlen``)."""
 
-    def encrypt(self, seq: int, packet: bytes) -> bytes:
-        """Protect ``packet`` (length field included) sent with sequence number ``seq``."""
+    def encrypt(self, seq: int, header: bytes, body: bytes) -> tuple[bytes, ...]:
+        """Protect one packet sent with sequence number ``seq``: ``header`` is the
+        uint32 ``packet_length``, ``body`` the padding length, payload and padding.
+        Returns the wire bytes in pieces, so nothing is copied only to be joined."""
         ...
 
-    def decrypt_length(self, seq: int, header: bytes) -> int:
+    def decrypt_length(self, seq: int, header: Data) -> int:
         """``packet_length`` from the first four bytes on the wire."""
         ...
 
-    def decrypt(self, seq: int, wire: bytes) -> bytes:
+    def decrypt(self, seq: int, wire: memoryview) -> bytes:
         """Check and decrypt one whole wire packet (length field and tag included);
         returns what follows the length field. Raises ProtocolError (MAC_ERROR)."""
         ...
@@ -66,15 +70,15 @@ class NoCipher:
     tag_length = 0
     aligns_length = True
 
-    def encrypt(self, seq: int, packet: bytes) -> bytes:
-        return packet
+    def encrypt(self, seq: int, header: bytes, body: bytes) -> tuple[bytes, ...]:
+        return header, body
 
-    def decrypt_length(self, seq: int, header: bytes) -> int:
+    def decrypt_length(self, seq: int, header: Data) -> int:
         length: int = _UINT32.unpack(header)[0]
         return length
 
-    def decrypt(self, seq: int, wire: bytes) -> bytes:
-        return wire[4:]
+    def decrypt(self, seq: int, wire: memoryview) -> bytes:
+        return bytes(wire[4:])
 
 
 _ZEROS64: Final = bytes(64)
@@ -89,6 +93,7 @@ class ChaCha20Poly1305:
     uint64, with a 64-bit block counter. ``cryptography``'s ``ChaCha20`` takes a
     16-byte value whose first half is the little-endian counter and the second half
     the nonce, which is exactly that layout. This is not the IETF AEAD of RFC 8439.
+    The tag covers the encrypted length and the encrypted body.
     """
 
     block_size = 8
@@ -101,32 +106,34 @@ class ChaCha20Poly1305:
         self._main_key = key[:32]
         self._header_key = key[32:64]
 
-    def _stream(self, key: bytes, counter: bytes, seq: int) -> Cipher[None]:
-        return Cipher(algorithms.ChaCha20(key, counter + _UINT64.pack(seq)), None)
+    @staticmethod
+    def _stream(key: bytes, seq: int) -> CipherContext:
+        nonce = _COUNTER0 + _UINT64.pack(seq)
+        return Cipher(algorithms.ChaCha20(key, nonce), None).encryptor()
 
-    def encrypt(self, seq: int, packet: bytes) -> bytes:
-        length = self._stream(self._header_key, _COUNTER0, seq).encryptor().update(packet[:4])
-        # Block 0 of the K_2 stream makes the Poly1305 key; the payload starts at block 1,
-        # so one pass over 64 zero bytes and the body yields both.
-        stream = self._stream(self._main_key, _COUNTER0, seq).encryptor()
-        out = stream.update(_ZEROS64 + packet[4:])
-        body = length + out[64:]
-        return body + Poly1305.generate_tag(out[:32], body)
+    def encrypt(self, seq: int, header: bytes, body: bytes) -> tuple[bytes, ...]:
+        length = self._stream(self._header_key, seq).update(header)
+        # Block 0 of the K_2 stream is the Poly1305 key; the body starts at block 1.
+        stream = self._stream(self._main_key, seq)
+        mac = Poly1305(stream.update(_ZEROS64)[:32])
+        ciphertext = stream.update(body)
+        mac.update(length)
+        mac.update(ciphertext)
+        return length, ciphertext, mac.finalize()
 
-    def decrypt_length(self, seq: int, header: bytes) -> int:
-        plain = self._stream(self._header_key, _COUNTER0, seq).decryptor().update(header)
-        length: int = _UINT32.unpack(plain)[0]
+    def decrypt_length(self, seq: int, header: Data) -> int:
+        length: int = _UINT32.unpack(self._stream(self._header_key, seq).update(header))[0]
         return length
 
-    def decrypt(self, seq: int, wire: bytes) -> bytes:
-        body = wire[:-16]
-        stream = self._stream(self._main_key, _COUNTER0, seq).decryptor()
-        poly_key = stream.update(_ZEROS64)[:32]
+    def decrypt(self, seq: int, wire: memoryview) -> bytes:
+        stream = self._stream(self._main_key, seq)
+        mac = Poly1305(stream.update(_ZEROS64)[:32])
+        mac.update(wire[:-16])
         try:
-            Poly1305.verify_tag(poly_key, body, wire[-16:])
+            mac.verify(bytes(wire[-16:]))
         except InvalidSignature:
             raise _mac_error() from None
-        return stream.update(body[4:])
+        return stream.update(wire[4:-16])
 
 
 class AesGcm:
@@ -153,15 +160,14 @@ class AesGcm:
         self._counter = (self._counter + 1) & 0xFFFFFFFFFFFFFFFF
         return nonce
 
-    def encrypt(self, seq: int, packet: bytes) -> bytes:
-        header = packet[:4]
-        return header + self._aead.encrypt(self._nonce(), packet[4:], header)
+    def encrypt(self, seq: int, header: bytes, body: bytes) -> tuple[bytes, ...]:
+        return header, self._aead.encrypt(self._nonce(), body, header)
 
-    def decrypt_length(self, seq: int, header: bytes) -> int:
+    def decrypt_length(self, seq: int, header: Data) -> int:
         length: int = _UINT32.unpack(header)[0]
         return length
 
-    def decrypt(self, seq: int, wire: bytes) -> bytes:
+    def decrypt(self, seq: int, wire: memoryview) -> bytes:
         try:
             return self._aead.decrypt(self._nonce(), wire[4:], wire[:4])
         except InvalidTag:
@@ -174,37 +180,41 @@ class AesCtrEtm:
     Encrypt-then-MAC (OpenSSH ``PROTOCOL`` section 1.7): the length stays in the
     clear, the MAC covers ``uint32 seq || packet_length || ciphertext``, and is
     compared in constant time before anything is decrypted. The CTR context lives
-    as long as the keys: the counter runs across packets.
+    as long as the keys: the counter runs across packets. The keyed HMAC state is
+    made once and copied per packet.
     """
 
     block_size = 16
     aligns_length = False
 
-    __slots__ = ("_digest", "_mac_key", "_stream", "tag_length")
+    __slots__ = ("_mac", "_stream", "tag_length")
 
     def __init__(self, key: bytes, iv: bytes, mac_key: bytes, digest: str, encrypt: bool) -> None:
         cipher = Cipher(algorithms.AES(key), modes.CTR(iv))
         self._stream = cipher.encryptor() if encrypt else cipher.decryptor()
-        self._mac_key = mac_key
-        self._digest = digest
-        self.tag_length = hashlib.new(digest).digest_size
+        self._mac = hmac.new(mac_key, digestmod=digest)
+        self.tag_length = self._mac.digest_size
 
-    def _mac(self, seq: int, data: bytes) -> bytes:
-        return hmac.digest(self._mac_key, _UINT32.pack(seq) + data, self._digest)
+    def _tag(self, seq: int, header: Data, ciphertext: Data) -> bytes:
+        mac = self._mac.copy()
+        mac.update(_UINT32.pack(seq))
+        mac.update(header)
+        mac.update(ciphertext)
+        return mac.digest()
 
-    def encrypt(self, seq: int, packet: bytes) -> bytes:
-        body = packet[:4] + self._stream.update(packet[4:])
-        return body + self._mac(seq, body)
+    def encrypt(self, seq: int, header: bytes, body: bytes) -> tuple[bytes, ...]:
+        ciphertext = self._stream.update(body)
+        return header, ciphertext, self._tag(seq, header, ciphertext)
 
-    def decrypt_length(self, seq: int, header: bytes) -> int:
+    def decrypt_length(self, seq: int, header: Data) -> int:
         length: int = _UINT32.unpack(header)[0]
         return length
 
-    def decrypt(self, seq: int, wire: bytes) -> bytes:
-        body = wire[: -self.tag_length]
-        if not hmac.compare_digest(self._mac(seq, body), wire[-self.tag_length :]):
+    def decrypt(self, seq: int, wire: memoryview) -> bytes:
+        end = len(wire) - self.tag_length
+        if not hmac.compare_digest(self._tag(seq, wire[:4], wire[4:end]), wire[end:]):
             raise _mac_error()
-        return self._stream.update(body[4:])
+        return self._stream.update(wire[4:end])
 
 
 class CipherSpec:

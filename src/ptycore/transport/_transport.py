@@ -76,7 +76,8 @@ MAX_KEX_VALUE: Final = 16384
 MAX_PACKETS_BEFORE_REKEY: Final = 1 << 31
 """OpenSSH ``packet.c`` ``MAX_PACKETS``: rekey long before sequence numbers wrap."""
 
-_HEADER: Final = struct.Struct(">IB")
+_UINT32: Final = struct.Struct(">I")
+_BYTE: Final = struct.Struct(">B")
 DEFAULT_CONFIG: Final = TransportConfig()
 
 
@@ -271,16 +272,29 @@ class Transport:
             self._now = now
         if self._closed:
             return []
-        self._inbuf += data
+        # Bytes wait in _inbuf only while a packet is incomplete; when nothing waits,
+        # packets are read straight from ``data``, so each byte is copied once on
+        # its way to the cipher.
+        buf = self._inbuf
+        source: bytes | bytearray = data
+        if buf:
+            buf += data
+            source = buf
         events: list[TransportEvent] = []
         try:
+            consumed = 0
             if not self._version_done:
-                self._read_version(events)
+                consumed = self._read_version(source, events)
             if self._version_done:
-                self._read_packets(events)
+                consumed = self._read_packets(source, consumed, events)
         except ProtocolError as error:
+            self._inbuf = bytearray()
             self._fail(error)
             raise
+        if source is buf:
+            del buf[:consumed]
+        elif consumed < len(data):
+            buf += data[consumed:]
         self._maybe_rekey()
         return events
 
@@ -385,41 +399,38 @@ class Transport:
 
     # --- version exchange (RFC 4253 section 4.2) ---------------------------------------
 
-    def _read_version(self, events: list[TransportEvent]) -> None:
-        buf = self._inbuf
+    def _read_version(self, source: bytes | bytearray, events: list[TransportEvent]) -> int:
+        """Read lines up to the peer's version; returns how many bytes were used."""
         start = 0
-        try:
-            while True:
-                end = buf.find(b"\n", start)
-                limit = MAX_BANNER_LINE if self._role is Role.CLIENT else MAX_VERSION_LINE
-                if end < 0:
-                    if len(buf) - start > limit:
-                        raise ProtocolError(
-                            "identification line too long",
-                            reason=DisconnectReason.PROTOCOL_VERSION_NOT_SUPPORTED,
-                        )
-                    return
-                line = bytes(buf[start:end])
-                start = end + 1
-                if line.endswith(b"\r"):
-                    line = line[:-1]
-                if line.startswith(b"SSH-"):
-                    self._accept_version(line, events)
-                    return
-                # A client accepts other lines before the version; a server none.
-                self._banner_lines += 1
-                if self._role is Role.SERVER or self._banner_lines > MAX_BANNER_LINES:
+        limit = MAX_BANNER_LINE if self._role is Role.CLIENT else MAX_VERSION_LINE
+        while True:
+            end = source.find(b"\n", start)
+            if end < 0:
+                if len(source) - start > limit:
                     raise ProtocolError(
-                        "no SSH identification string",
+                        "identification line too long",
                         reason=DisconnectReason.PROTOCOL_VERSION_NOT_SUPPORTED,
                     )
-                if len(line) > MAX_BANNER_LINE:
-                    raise ProtocolError(
-                        "line before the identification string too long",
-                        reason=DisconnectReason.PROTOCOL_VERSION_NOT_SUPPORTED,
-                    )
-        finally:
-            del buf[:start]
+                return start
+            line = bytes(source[start:end])
+            start = end + 1
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if line.startswith(b"SSH-"):
+                self._accept_version(line, events)
+                return start
+            # A client accepts other lines before the version; a server none.
+            self._banner_lines += 1
+            if self._role is Role.SERVER or self._banner_lines > MAX_BANNER_LINES:
+                raise ProtocolError(
+                    "no SSH identification string",
+                    reason=DisconnectReason.PROTOCOL_VERSION_NOT_SUPPORTED,
+                )
+            if len(line) > MAX_BANNER_LINE:
+                raise ProtocolError(
+                    "line before the identification string too long",
+                    reason=DisconnectReason.PROTOCOL_VERSION_NOT_SUPPORTED,
+                )
 
     def _accept_version(self, line: bytes, events: list[TransportEvent]) -> None:
         # SSH-protoversion-softwareversion SP comments; "1.99" means 2.0 as well
@@ -449,35 +460,37 @@ class Transport:
         padding = block - covered % block
         if padding < 4:
             padding += block
-        packet = (
-            _HEADER.pack(len(payload) + padding + 1, padding) + payload + self._random(padding)
-        )
-        wire = cipher.encrypt(self._send_seq, packet)
-        self._out.append(wire)
+        header = _UINT32.pack(len(payload) + padding + 1)
+        body = _BYTE.pack(padding) + payload + self._random(padding)
+        pieces = cipher.encrypt(self._send_seq, header, body)
+        self._out.extend(pieces)
         self._send_seq = (self._send_seq + 1) & 0xFFFFFFFF
-        self._send_bytes += len(wire)
+        self._send_bytes += len(body) + 4 + cipher.tag_length
         self._send_packets += 1
 
-    def _read_packets(self, events: list[TransportEvent]) -> None:
-        buf = self._inbuf
-        pos = 0
-        try:
+    def _read_packets(
+        self, source: bytes | bytearray, pos: int, events: list[TransportEvent]
+    ) -> int:
+        """Read every complete packet from ``source[pos:]``; returns the new offset."""
+        size = len(source)
+        with memoryview(source) as view:
             while not self._closed:
                 cipher = self._recv_cipher
                 length = self._recv_length
                 if length is None:
-                    if len(buf) - pos < 4:
-                        return
-                    length = cipher.decrypt_length(self._recv_seq, bytes(buf[pos : pos + 4]))
+                    if size - pos < 4:
+                        break
+                    length = cipher.decrypt_length(self._recv_seq, source[pos : pos + 4])
                     self._check_length(length, cipher)
                     self._recv_length = length
                 total = 4 + length + cipher.tag_length
-                if len(buf) - pos < total:
-                    return
-                wire = bytes(buf[pos : pos + total])
+                if size - pos < total:
+                    break
+                wire = view[pos : pos + total]
                 pos += total
                 self._recv_length = None
                 plain = cipher.decrypt(self._recv_seq, wire)
+                wire.release()
                 padding = plain[0]
                 # RFC 4253 section 6: at least four bytes of padding, and a payload.
                 if padding < 4 or padding + 1 >= length:
@@ -487,8 +500,7 @@ class Transport:
                 self._recv_bytes += total
                 self._recv_packets += 1
                 self._handle(plain[1 : length - padding], seq, events)
-        finally:
-            del buf[:pos]
+        return pos
 
     def _check_length(self, length: int, cipher: PacketCipher) -> None:
         # OpenSSH packet.c ssh_packet_read_poll2: "Bad packet length" outside 5 to
