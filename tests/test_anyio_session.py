@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
 
 import anyio
 import pytest
@@ -12,6 +14,7 @@ from ptycore.modes import Opcode, TerminalModes
 from ptycore.requests import PtyRequest, WindowSize
 from ptycore_anyio import (
     EOF,
+    Application,
     Break,
     Data,
     InputEvent,
@@ -341,3 +344,36 @@ async def test_shell_client_closing_hangs_up_the_program() -> None:
             while _open_fds() != before:
                 await anyio.sleep(0.01)
     assert pair.view.exit_status is None
+
+
+# -- the tutorial's example ---------------------------------------------------------------------
+
+
+def _example() -> Application:
+    path = Path(__file__).parent.parent / "examples" / "anyio_terminal.py"
+    spec = importlib.util.spec_from_file_location("anyio_terminal", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    app: Application = module.show_terminal
+    return app
+
+
+async def test_the_tutorial_example() -> None:
+    async with memory_pair(_example()) as pair:
+        pair.start(term="xterm-256color", size=WindowSize(cols=80, rows=24))
+        await pair.wait_for(lambda v: b"rows tall" in v.stdout)
+        pair.resize(WindowSize(cols=100, rows=40))
+        await pair.wait_for(lambda v: b"Now 100x40.\r\n" in v.stdout)
+        pair.send(b"q")
+        await pair.wait_for(exited)
+    assert pair.view.stdout.startswith(
+        b"Your terminal name is 'xterm-256color'.\r\n"
+        b"Your terminal is 80 columns wide and 24 rows tall.\r\n"
+    )
+    assert pair.view.exit_status == 0
+    async with memory_pair(_example()) as pair:
+        pair.start(pty=False)
+        await pair.wait_for(exited)
+    assert bytes(pair.view.stdout) == b"You did not ask for a terminal.\n"

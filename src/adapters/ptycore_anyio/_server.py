@@ -140,14 +140,15 @@ class _Server:
                 return
             self.connections += 1
             self.startups += 1
-            connection = _Connection(self, stream, peer)
+            connection: _Connection | None = None
             try:
+                connection = _Connection(self, stream, peer)
                 await connection.run()
             except Exception:  # one connection's bug must not stop the listener
                 logger.exception("%s: connection failed", peer)
             finally:
                 self.connections -= 1
-                if not connection.authenticated:
+                if connection is None or not connection.authenticated:
                     self.startups -= 1
 
 

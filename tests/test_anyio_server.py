@@ -1,0 +1,490 @@
+"""ptycore_anyio's server against real clients (OpenSSH, AsyncSSH, Paramiko) on
+127.0.0.1, on asyncio and on trio, with keys generated at test time."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+import asyncssh
+import bcrypt
+import paramiko
+import pytest
+
+from ptycore.auth import AuthConfig
+from ptycore.connection import ConnectionConfig
+from ptycore.server import ServerConfig
+from ptycore.session import SessionPolicy
+from ptycore.transport import HostKey
+from ptycore_anyio import (
+    Application,
+    FileAuthenticator,
+    ServerLimits,
+    Session,
+    Shell,
+    echo,
+    info,
+    serve,
+)
+from ptycore_common.info import NO_TERMINAL
+
+pytestmark = [pytest.mark.anyio, pytest.mark.network]
+
+T = TypeVar("T")
+
+WAIT = 20.0
+"""Deadline for any one client run; generous for a loaded 2-core machine."""
+
+SHELL = Shell("/bin/sh")
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@dataclass(frozen=True)
+class Keys:
+    client: Path
+    authorized_keys: Path
+    passwords: Path
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    directory = tmp_path_factory.mktemp("anyio-keys")
+    client = directory / "id_ed25519"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test", "-f", str(client)],
+        check=True,
+        timeout=WAIT,
+    )
+    authorized = directory / "authorized_keys"
+    authorized.write_bytes(b'no-pty,command="x y" ' + client.with_suffix(".pub").read_bytes())
+    passwords = directory / "passwords"
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4))
+    passwords.write_bytes(b"alice:" + hashed + b"\nbob:plain\n")
+    return Keys(client=client, authorized_keys=authorized, passwords=passwords)
+
+
+@dataclass
+class Running:
+    port: int
+    bound: list[tuple[str, int]]
+    host_key: HostKey
+    keys: Keys
+    stop: Callable[[], None]
+
+
+@asynccontextmanager
+async def running(
+    app: Application,
+    keys: Keys,
+    *,
+    host: str | list[str] = "127.0.0.1",
+    limits: ServerLimits | None = None,
+    config: ServerConfig | None = None,
+    passwords: bool = False,
+) -> AsyncIterator[Running]:
+    host_key = HostKey.generate()
+    authenticator = FileAuthenticator(
+        authorized_keys=keys.authorized_keys, password_file=keys.passwords if passwords else None
+    )
+    if config is None:
+        policy = SessionPolicy(accept_env=("LANG", "PTYCORE_*"))
+        config = ServerConfig(connection=ConnectionConfig(session_policy=policy))
+    scope = anyio.CancelScope()  # the server's own: stopping it leaves the test running
+
+    async def run_server(*, task_status: anyio.abc.TaskStatus[list[tuple[str, int]]]) -> None:
+        with scope:
+            await serve(
+                app,
+                host=host,
+                port=0,
+                host_keys=[host_key],
+                authenticator=authenticator,
+                config=config,
+                limits=limits,
+                task_status=task_status,
+            )
+
+    async with anyio.create_task_group() as tasks:
+        bound = await tasks.start(run_server)
+        yield Running(
+            port=bound[0][1], bound=bound, host_key=host_key, keys=keys, stop=scope.cancel
+        )
+        tasks.cancel_scope.cancel()
+
+
+def ssh_command(
+    server: Running, *options: str, command: str | None, host: str = "127.0.0.1"
+) -> list[str]:
+    return [
+        "ssh",
+        "-p",
+        str(server.port),
+        "-i",
+        str(server.keys.client),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-F",
+        "/dev/null",
+        *options,
+        f"tester@{host}",
+        *([] if command is None else [command]),
+    ]
+
+
+async def ssh(
+    server: Running,
+    *options: str,
+    command: str | None = None,
+    stdin: bytes = b"",
+    host: str = "127.0.0.1",
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the OpenSSH client to the end (TERM set, for -tt)."""
+    env = dict(os.environ, TERM="xterm-256color")
+    with anyio.fail_after(WAIT):
+        return await anyio.run_process(
+            ssh_command(server, *options, command=command, host=host),
+            input=stdin,
+            check=False,
+            env=env,
+        )
+
+
+def in_asyncio(coroutine: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+    """Run an asyncio client (AsyncSSH) in a worker thread: works under either backend."""
+
+    async def bounded() -> T:
+        return await asyncio.wait_for(coroutine(), WAIT)
+
+    return anyio.to_thread.run_sync(asyncio.run, bounded())
+
+
+async def asyncssh_connect(server: Running, **options: Any) -> asyncssh.SSHClientConnection:
+    options.setdefault("client_keys", [str(server.keys.client)])
+    return await asyncssh.connect(
+        "127.0.0.1", server.port, username="tester", known_hosts=None, agent_path=None, **options
+    )
+
+
+# -- OpenSSH ------------------------------------------------------------------------------------
+
+
+async def test_openssh_info_exec_with_and_without_a_pty(keys: Keys) -> None:
+    async with running(info, keys) as server:
+        with_pty = await ssh(server, "-tt", command="anything")
+        without = await ssh(server, "-T")
+        plain = await ssh(server, command="anything")
+    assert with_pty.returncode == 0
+    assert b"Your terminal name is 'xterm-256color'.\r\n" in with_pty.stdout
+    assert b"columns wide and" in with_pty.stdout
+    assert (without.returncode, without.stdout) == (0, NO_TERMINAL.encode())
+    assert (plain.returncode, plain.stdout) == (0, NO_TERMINAL.encode())
+
+
+async def test_openssh_echo_moves_a_mebibyte_both_ways(keys: Keys) -> None:
+    data = os.urandom(1 << 20)
+    async with running(echo, keys) as server:
+        done = await ssh(server, "-T", stdin=data)
+    assert done.returncode == 0
+    assert hashlib.sha256(done.stdout).digest() == hashlib.sha256(data).digest()
+
+
+async def test_openssh_shell_exit_status_stderr_and_pty(keys: Keys) -> None:
+    async with running(SHELL, keys) as server:
+        status = await ssh(server, command="echo out; echo err >&2; exit 7")
+        tty = await ssh(server, "-tt", command="stty size; tty")
+    assert (status.returncode, status.stdout, status.stderr) == (7, b"out\n", b"err\n")
+    assert tty.returncode == 0
+    assert re.search(rb"/dev/pts/\d+", tty.stdout), tty.stdout
+
+
+async def test_listens_on_ipv4_and_ipv6_on_one_port(keys: Keys) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    async with running(info, keys, host=["127.0.0.1", "::1"]) as server:
+        families = {":" in address for address, _ in server.bound}
+        six = await ssh(server, "-6", "-T", host="::1")
+        four = await ssh(server, "-4", "-T", host="127.0.0.1")
+    assert families == {True, False}
+    assert len({port for _, port in server.bound}) == 1
+    assert (six.returncode, four.returncode) == (0, 0)
+    assert six.stdout == four.stdout == NO_TERMINAL.encode()
+
+
+# -- AsyncSSH and Paramiko --------------------------------------------------------------------
+
+
+async def test_asyncssh_size_modes_env_resize_and_status(keys: Keys) -> None:
+    async def client() -> tuple[str, str, str, int | None]:
+        conn = await asyncssh_connect(server)
+        async with conn:
+            result = await conn.run(
+                'stty -a; echo "LANG=$LANG X=$PTYCORE_X Y=$NOT_ACCEPTED TERM=$TERM"; exit 3',
+                term_type="vt220",
+                term_size=(91, 33),
+                term_modes={asyncssh.PTY_VINTR: 0x07, asyncssh.PTY_ECHO: 0},
+                env={"LANG": "C.UTF-8", "PTYCORE_X": "x y", "NOT_ACCEPTED": "no"},
+            )
+            process = await conn.create_process(
+                "stty size; read line; stty size", term_type="xterm", term_size=(80, 24)
+            )
+            first = await process.stdout.readline()
+            process.change_terminal_size(132, 50)
+            process.stdin.write("go\n")
+            second = ""
+            while "50" not in second:
+                second = await process.stdout.readline()
+            await process.wait()
+        return str(result.stdout), str(first), str(second), result.exit_status
+
+    async with running(SHELL, keys) as server:
+        out, first, second, status = await in_asyncio(client)
+    assert status == 3
+    assert "rows 33; columns 91" in out
+    assert "intr = ^G" in out
+    assert re.search(r"(^|\s)-echo(\s|$)", out), out
+    assert "LANG=C.UTF-8 X=x y Y= TERM=vt220" in out
+    assert (first.strip(), second.strip()) == ("24 80", "50 132")
+
+
+async def test_asyncssh_signals_and_exit_signal(keys: Keys) -> None:
+    async def client() -> tuple[Any, Any]:
+        conn = await asyncssh_connect(server)
+        async with conn:
+            killed = await conn.run("kill -TERM $$")
+            process = await conn.create_process("echo started; exec sleep 60")
+            await process.stdout.readline()
+            process.send_signal("INT")
+            interrupted = await process.wait()
+        return killed.exit_signal, interrupted.exit_signal
+
+    async with running(SHELL, keys) as server:
+        killed, interrupted = await in_asyncio(client)
+    assert killed[:2] == ("TERM", False)
+    assert interrupted[:2] == ("INT", False)
+
+
+async def test_asyncssh_password_and_keyboard_interactive_logins(keys: Keys) -> None:
+    async def client() -> list[str]:
+        outputs = []
+        for options in (
+            {"username": "alice", "password": "s3cret", "preferred_auth": "password"},
+            {"username": "bob", "password": "plain", "preferred_auth": "keyboard-interactive"},
+        ):
+            conn = await asyncssh.connect(
+                "127.0.0.1",
+                server.port,
+                known_hosts=None,
+                agent_path=None,
+                client_keys=None,
+                **options,
+            )
+            async with conn:
+                outputs.append(str((await conn.run("x")).stdout))
+        try:
+            await asyncssh.connect(
+                "127.0.0.1",
+                server.port,
+                username="alice",
+                password="wrong",
+                known_hosts=None,
+                agent_path=None,
+                client_keys=None,
+                preferred_auth="password",
+            )
+        except asyncssh.PermissionDenied:
+            outputs.append("denied")
+        return outputs
+
+    async with running(info, keys, passwords=True) as server:
+        outputs = await in_asyncio(client)
+    assert outputs == [NO_TERMINAL, NO_TERMINAL, "denied"]
+
+
+async def test_paramiko_pty_env_and_exit_status(keys: Keys) -> None:
+    def client() -> tuple[bytes, int]:
+        with paramiko.SSHClient() as ssh_client:
+            ssh_client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+            ssh_client.connect(
+                "127.0.0.1",
+                port=server.port,
+                username="tester",
+                key_filename=str(keys.client),
+                allow_agent=False,
+                look_for_keys=False,
+                timeout=WAIT,
+            )
+            channel = ssh_client.get_transport().open_session(timeout=WAIT)  # type: ignore[union-attr]
+            channel.settimeout(WAIT)
+            channel.get_pty(term="vt100", width=77, height=22)
+            channel.update_environment({"LANG": "C.UTF-8"})
+            channel.exec_command('stty size; echo "$LANG $TERM"; exit 5')
+            output = b""
+            while chunk := channel.recv(4096):
+                output += chunk
+            return output, channel.recv_exit_status()
+
+    async with running(SHELL, keys) as server:
+        output, status = await anyio.to_thread.run_sync(client)
+    assert status == 5
+    assert b"22 77\r\n" in output
+    assert b"C.UTF-8 vt100\r\n" in output
+
+
+# -- limits, bad peers, shutdown ----------------------------------------------------------------
+
+
+async def test_max_startups_drops_the_extra_unauthenticated_connection(keys: Keys) -> None:
+    limits = ServerLimits(max_startups=(1, 100, 1))
+    async with running(info, keys, limits=limits) as server:
+        with anyio.fail_after(WAIT):
+            first = await anyio.connect_tcp("127.0.0.1", server.port)
+            async with first:
+                banner = await first.receive()
+                second = await anyio.connect_tcp("127.0.0.1", server.port)
+                async with second:
+                    dropped = await second.receive()
+            # The first one is gone: its startup slot is free again.
+            after = await ssh(server, "-T")
+    assert banner.startswith(b"SSH-2.0-")
+    assert dropped == b"Exceeded MaxStartups\r\n"
+    assert after.returncode == 0
+
+
+async def test_a_bad_peer_is_disconnected_and_others_are_served(keys: Keys) -> None:
+    async with running(info, keys) as server:
+        with anyio.fail_after(WAIT):
+            bad = await anyio.connect_tcp("127.0.0.1", server.port)
+            async with bad:
+                await bad.send(b"SSH-2.0-bad\r\n" + b"\x00\x00\x00\x05garbage" * 4)
+                received = b""
+                try:
+                    while True:
+                        received += await bad.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    pass
+        good = await ssh(server, "-T")
+    assert received.startswith(b"SSH-2.0-")
+    assert good.returncode == 0
+
+
+async def test_login_grace_time_disconnects_an_idle_client(keys: Keys) -> None:
+    config = ServerConfig(auth=AuthConfig(login_grace_time=0.2))
+    async with running(info, keys, config=config) as server:
+        with anyio.fail_after(WAIT):
+            idle = await anyio.connect_tcp("127.0.0.1", server.port)
+            async with idle:
+                received = b""
+                try:
+                    while True:
+                        received += await idle.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    pass
+    assert received.startswith(b"SSH-2.0-")  # then the connection ended by itself
+
+
+async def test_stopping_the_server_tells_clients_why(keys: Keys) -> None:
+    started = anyio.Event()
+
+    async def waiting(session: Session) -> None:
+        started.set()
+        async for _ in session:
+            pass
+
+    async with running(waiting, keys) as server, anyio.create_task_group() as tasks:
+        outcome: list[subprocess.CompletedProcess[bytes]] = []
+
+        async def run_client() -> None:
+            outcome.append(await ssh(server, "-T", "-o", "LogLevel=INFO", stdin=b""))
+
+        tasks.start_soon(run_client)
+        with anyio.fail_after(WAIT):
+            await started.wait()
+        server.stop()
+    (done,) = outcome
+    assert done.returncode == 255
+    # OpenSSH's client prints the reason code and text of the DISCONNECT it received.
+    assert b"11: server shutting down" in done.stderr, done.stderr
+
+
+async def test_sessions_leave_no_child_or_file_descriptor_behind(keys: Keys) -> None:
+    async with running(SHELL, keys) as server:
+        await ssh(
+            server, "-tt", command="true"
+        )  # warm up: lazily opened fds stay out of the count
+        before = set(os.listdir("/proc/self/fd"))
+        for _ in range(5):
+            done = await ssh(server, "-tt", command="exit 2")
+            assert done.returncode == 2
+            done = await ssh(server, command="sleep 0; exit 3")
+            assert done.returncode == 3
+        with anyio.fail_after(WAIT):
+            while set(os.listdir("/proc/self/fd")) != before:
+                await anyio.sleep(0.01)
+    children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
+    assert children == []
+
+
+async def test_ptycore_serve_adapter_anyio(keys: Keys, tmp_path: Path, anyio_backend: str) -> None:
+    """The console command, on the backend under test, until SIGTERM."""
+    env = dict(os.environ, HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"))
+    command = [
+        sys.executable,
+        "-m",
+        "ptycore_cli",
+        "serve",
+        *("--adapter", "anyio", "--backend", anyio_backend, "--port", "0", "--app", "info"),
+        *("--authorized-keys", str(keys.authorized_keys)),
+    ]
+    with anyio.fail_after(WAIT):
+        async with await anyio.open_process(command, env=env) as process:
+            assert process.stderr is not None
+            log = b""
+            while b"ptycore serve: listening on" not in log:
+                log += await process.stderr.receive()
+            found = re.search(rb"listening on 127\.0\.0\.1:(\d+) .*anyio on (\w+)", log)
+            assert found is not None, log
+            server = Running(
+                port=int(found[1]), bound=[], host_key=HostKey.generate(), keys=keys, stop=print
+            )
+            done = await ssh(server, "-tt", command="anything")
+            process.terminate()
+            async for chunk in process.stderr:
+                log += chunk
+            status = await process.wait()
+    assert found[2].decode() == anyio_backend
+    assert done.returncode == 0, log
+    assert b"Your terminal name is 'xterm-256color'." in done.stdout
+    assert (tmp_path / "state" / "ptycore" / "ssh_host_ed25519_key").exists()
+    assert status == 0
+    assert log.endswith(b"ptycore serve: stopped\n"), log
