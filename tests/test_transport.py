@@ -453,3 +453,31 @@ def test_key_derivation_matches_paramiko_and_asyncssh() -> None:
             assert ours == Kex.compute_key(
                 asyncssh_kex, shared, exchange_hash, letter, session_id, size
             )
+
+
+def test_terrapin_prefix_injection_is_fatal_for_the_client(host_keys: list[HostKey]) -> None:
+    """A man in the middle adds an IGNORE before the server's KEXINIT to shift the
+    client's sequence numbers (Terrapin); with strict kex the client refuses."""
+    client, server = make_pair(host_keys)
+    client.data_to_send()
+    version, packets = server.data_to_send().split(b"\r\n", 1)
+    injected = version + b"\r\n" + plain_packet(b"\x02" + encode_string(b"")) + packets
+    with pytest.raises(ProtocolError, match="strict KEX"):
+        client.receive_data(injected)
+    assert read_disconnect(client.data_to_send())[0] == DisconnectReason.PROTOCOL_ERROR
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_sequence_numbers_restart_only_with_strict_kex(
+    host_keys: list[HostKey], strict: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as patch:
+        if not strict:
+            # A client from before strict kex: its KEXINIT lacks the marker.
+            patch.setattr("ptycore.transport._transport.STRICT_CLIENT", "old-client@example.com")
+        client, server = make_pair(host_keys)
+    client.send_payload(b"\x05" + encode_string(b"ssh-userauth"))
+    _, server_events = pump(client, server)
+    assert of_type(server_events, KeyExchangeComplete)[0].algorithms.strict_kex is strict
+    # KEXINIT, KEX_ECDH_INIT and NEWKEYS were packets 0, 1 and 2.
+    assert of_type(server_events, PayloadReceived)[0].sequence_number == (0 if strict else 3)

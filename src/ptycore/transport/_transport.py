@@ -650,8 +650,13 @@ class Transport:
         initial = self._session_id is None
         ours = _Kexinit(kex.ours)
         if initial:
-            marker = STRICT_CLIENT if self._role is Role.SERVER else STRICT_SERVER
-            self._strict = marker in peer.lists[0]
+            # Strict only when both KEXINITs carry their side's marker.
+            theirs, own = (
+                (STRICT_CLIENT, STRICT_SERVER)
+                if self._role is Role.SERVER
+                else (STRICT_SERVER, STRICT_CLIENT)
+            )
+            self._strict = theirs in peer.lists[0] and own in ours.lists[0]
             # OpenSSH PROTOCOL 1.9: with strict kex the KEXINIT must be the first
             # packet; anything before it (a Terrapin-injected IGNORE) is fatal.
             if self._strict and seq != 0:
