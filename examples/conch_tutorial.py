@@ -8,7 +8,7 @@ typed object with a named size, and "no PTY" is simply ``None``.
 
 Run it, then log in with ``ssh -p 5022 localhost``::
 
-    python3 examples/conch_tutorial.py ~/.ssh/authorized_keys
+    python3 examples/conch_tutorial.py ~/.ssh/authorized_keys [PORT]
 """
 
 from __future__ import annotations
@@ -38,16 +38,17 @@ class ShowTerminal(SessionProtocol):
         self.transport.exit(0)
 
 
-def main(reactor: Any, authorized_keys: str) -> defer.Deferred[None]:
+def main(reactor: Any, authorized_keys: str, port: str = "5022") -> defer.Deferred[None]:
     factory = make_factory(
         ShowTerminal,
         host_keys=[load_or_create_host_key(Path("ssh_host_ed25519_key"))],
         authorized_keys=Path(authorized_keys),
         reactor=reactor,
     )
-    reactor.listenTCP(5022, factory, interface="127.0.0.1")
+    listening = reactor.listenTCP(int(port), factory, interface="127.0.0.1")
+    print(f"listening on 127.0.0.1:{listening.getHost().port}", flush=True)
     return defer.Deferred()  # serve until Ctrl-C
 
 
 if __name__ == "__main__":
-    task.react(main, sys.argv[1:2])
+    task.react(main, sys.argv[1:3])

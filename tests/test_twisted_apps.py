@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 import textwrap
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from asyncssh.channel import SSHClientChannel
 from asyncssh.packet import String, UInt32
 
-from twisted_helpers import WAIT, Server, run_server
+from twisted_helpers import WAIT, Server, make_keys, run_server
 
 pytestmark = pytest.mark.network
 
@@ -84,6 +85,35 @@ def test_tutorial_example_with_and_without_a_terminal(tutorial: Server) -> None:
     assert b"Your terminal is 0 columns wide and 0 rows tall.\r\n" in done.stdout
     done = ssh(tutorial, "-T")
     assert (done.returncode, done.stdout) == (0, b"You did not ask for a terminal.\n")
+
+
+def test_tutorial_example_runs_as_a_script(tmp_path: Path) -> None:
+    keys = make_keys(tmp_path / "keys")
+    script = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "conch_tutorial.py"), str(keys.authorized_keys), "0"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert script.stdout is not None
+        line = script.stdout.readline().decode()
+        assert line.startswith("listening on 127.0.0.1:"), line
+        port = line.strip().rpartition(":")[2]
+        done = subprocess.run(
+            ["ssh", "-F", "/dev/null", "-p", port, "-i", str(keys.client), "-T",
+             "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "127.0.0.1"],
+            capture_output=True, timeout=WAIT, stdin=subprocess.DEVNULL, check=False,
+        )  # fmt: skip
+        assert (done.returncode, done.stdout) == (0, b"You did not ask for a terminal.\n")
+        assert (tmp_path / "ssh_host_ed25519_key").exists()
+    finally:
+        script.terminate()
+        script.wait(timeout=WAIT)
+        if script.stdout is not None:
+            script.stdout.close()
 
 
 async def connect(server: Server, **options: Any) -> asyncssh.SSHClientConnection:
