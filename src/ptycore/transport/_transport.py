@@ -142,6 +142,18 @@ class _Step(enum.Enum):
     NEWKEYS = "NEWKEYS"
 
 
+# The message each step waits for. Server: KEXINIT -> KEX_INIT -> NEWKEYS; client:
+# KEXINIT -> KEX_REPLY -> NEWKEYS (RFC 4253 section 7, RFC 8731 section 3). A KEXINIT
+# is taken at any time outside a running exchange.
+_EXPECTED: Final = {
+    _Step.KEX_INIT: MSG_KEX_ECDH_INIT,
+    _Step.KEX_REPLY: MSG_KEX_ECDH_REPLY,
+    _Step.NEWKEYS: MSG_NEWKEYS,
+}
+# All a strict initial exchange may receive (OpenSSH PROTOCOL 1.9), besides DISCONNECT.
+_KEX_MESSAGES: Final = frozenset({MSG_KEXINIT, MSG_NEWKEYS, MSG_KEX_ECDH_INIT, MSG_KEX_ECDH_REPLY})
+
+
 class _KexRun:
     """One key exchange in progress (RFC 4253 sections 7 and 8)."""
 
@@ -525,17 +537,7 @@ class Transport:
             return
         initial = self._host_key_blob is None  # the first exchange has not ended
         in_kex = kex is not None and kex.peer is not None
-        if (
-            self._strict
-            and initial
-            and number
-            not in (
-                MSG_KEXINIT,
-                MSG_NEWKEYS,
-                MSG_KEX_ECDH_INIT,
-                MSG_KEX_ECDH_REPLY,
-            )
-        ):
+        if self._strict and initial and number not in _KEX_MESSAGES:
             # OpenSSH PROTOCOL section 1.9: during the initial strict key exchange any
             # message the exchange does not need is fatal (the Terrapin fix).
             raise ProtocolError(f"strict KEX violation: unexpected message {number}")
@@ -549,7 +551,7 @@ class Transport:
             self._receive_kexinit(payload, seq)
             return
         if 20 < number < 50:
-            if kex is None or not self._expected(kex, number):
+            if kex is None or _EXPECTED.get(kex.step) != number:
                 raise ProtocolError(f"unexpected key exchange message {number}")
             if number == MSG_NEWKEYS:
                 self._receive_newkeys(payload, events)
@@ -569,14 +571,6 @@ class Transport:
         else:
             # RFC 4253 section 11.4: unknown message numbers get UNIMPLEMENTED.
             self.send_unimplemented(seq)
-
-    def _expected(self, kex: _KexRun, number: int) -> bool:
-        expected = {
-            _Step.KEX_INIT: MSG_KEX_ECDH_INIT,
-            _Step.KEX_REPLY: MSG_KEX_ECDH_REPLY,
-            _Step.NEWKEYS: MSG_NEWKEYS,
-        }
-        return expected.get(kex.step) == number
 
     def _receive_disconnect(self, payload: bytes, events: list[TransportEvent]) -> None:
         reader = Reader(payload, 1)
