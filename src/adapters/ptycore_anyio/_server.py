@@ -15,6 +15,7 @@ import contextlib
 import logging
 import math
 import secrets
+import socket
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -44,6 +45,9 @@ logger = logging.getLogger("ptycore.anyio")
 
 READ_SIZE: Final = 65536
 """Bytes asked of the socket at a time."""
+
+TCP_QUICKACK: Final[int | None] = getattr(socket, "TCP_QUICKACK", None)
+"""Linux's tcp(7) option to acknowledge at once; elsewhere ACKs are left to the kernel."""
 
 MAX_STARTUPS_MESSAGE: Final = b"Exceeded MaxStartups\r\n"
 """What sshd writes to a connection it drops for MaxStartups (``sshd.c``
@@ -171,6 +175,11 @@ class _Connection:
         self._timer_changed = anyio.Event()
         self._soon = anyio.Event()
         self._tasks: anyio.abc.TaskGroup | None = None
+        raw = _attribute(stream, anyio.abc.SocketAttribute.raw_socket)
+        # asyncio hands out a TransportSocket wrapper, trio the socket itself.
+        self._quickack: Any = (
+            raw if TCP_QUICKACK is not None and hasattr(raw, "setsockopt") else None
+        )
 
     async def run(self) -> None:
         """Serve until either side ends the connection or the server stops."""
@@ -282,10 +291,19 @@ class _Connection:
 
     async def _receive_bytes(self) -> bytes | None:
         try:
-            return await self.stream.receive(READ_SIZE)
+            data = await self.stream.receive(READ_SIZE)
+            if self._quickack is not None and TCP_QUICKACK is not None:
+                # The OpenSSH client keeps Nagle's algorithm on (TCP_NODELAY only for
+                # interactive sessions, ssh.c ssh_session2_setup), so during key exchange
+                # and authentication its next small packet waits for our ACK of the last
+                # one, which Linux delays by up to 40 ms when we have nothing to send back
+                # (our KEXINIT went out first). Acknowledge at once instead (tcp(7)
+                # TCP_QUICKACK is not permanent: set again after every read).
+                self._quickack.setsockopt(socket.IPPROTO_TCP, TCP_QUICKACK, 1)
         except _BACKEND_ERRORS:
             self._lose()
             return None
+        return data
 
     async def _send_bytes(self, data: bytes) -> None:
         if self._lost:
