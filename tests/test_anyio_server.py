@@ -488,3 +488,60 @@ async def test_ptycore_serve_adapter_anyio(keys: Keys, tmp_path: Path, anyio_bac
     assert (tmp_path / "state" / "ptycore" / "ssh_host_ed25519_key").exists()
     assert status == 0
     assert log.endswith(b"ptycore serve: stopped\n"), log
+
+
+async def test_many_concurrent_sessions_and_killed_clients(keys: Keys) -> None:
+    """100 clients at once: 70 AsyncSSH sessions with PTYs and 25 OpenSSH sessions
+    move data both ways with matching checksums, and 5 OpenSSH clients killed in
+    the middle leave the server serving, with every file descriptor closed again."""
+    size = 256 * 1024
+
+    async def asyncssh_clients() -> list[bool]:
+        async def one(index: int) -> bool:
+            data = os.urandom(size)
+            conn = await asyncssh_connect(server)
+            async with conn:
+                process = await conn.create_process(
+                    term_type="xterm", term_size=(80 + index, 24), encoding=None
+                )
+                process.stdin.write(data)
+                process.stdin.write_eof()
+                echoed = await process.stdout.readexactly(size)
+                await process.wait()
+            return hashlib.sha256(echoed).digest() == hashlib.sha256(data).digest()
+
+        return list(await asyncio.gather(*(one(i) for i in range(70))))
+
+    async def openssh_client(results: list[bool]) -> None:
+        data = os.urandom(size)
+        done = await ssh(server, "-T", stdin=data)
+        results.append(done.returncode == 0 and done.stdout == data)
+
+    async def killed_client() -> None:
+        async with await anyio.open_process(ssh_command(server, "-T", command=None)) as process:
+            assert process.stdin is not None
+            assert process.stdout is not None
+            await process.stdin.send(b"x" * 65536)
+            await process.stdout.receive()  # the session is running and echoing
+            process.kill()
+            await process.wait()
+
+    # A hundred clients logging in at once: far above sshd's MaxStartups default of 10.
+    limits = ServerLimits(max_startups=(200, 30, 200))
+    async with running(echo, keys, limits=limits) as server:
+        await ssh(server, "-T")  # warm up: lazily opened fds stay out of the count
+        before = set(os.listdir("/proc/self/fd"))
+        openssh: list[bool] = []
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tasks:
+                for _ in range(25):
+                    tasks.start_soon(openssh_client, openssh)
+                for _ in range(5):
+                    tasks.start_soon(killed_client)
+                outcomes = await in_asyncio(asyncssh_clients)
+            after = await ssh(server, "-T", stdin=b"still serving")
+            while set(os.listdir("/proc/self/fd")) != before:
+                await anyio.sleep(0.01)
+    assert outcomes == [True] * 70
+    assert openssh == [True] * 25
+    assert after.stdout == b"still serving"
