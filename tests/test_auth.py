@@ -80,7 +80,7 @@ def failure(methods: str, partial: bool = False) -> bytes:
     return b"\x33" + encode_text(methods) + encode_boolean(partial)
 
 
-ALL = "publickey,keyboard-interactive,password"
+ALL = "publickey,password,keyboard-interactive"
 
 
 def run_pair(client: ClientAuth, srv: ServerAuth) -> list[object]:

@@ -74,8 +74,9 @@ MSG_USERAUTH_INFO_RESPONSE: Final = 61
 SERVICE_USERAUTH: Final = "ssh-userauth"
 SERVICE_CONNECTION: Final = "ssh-connection"
 
-METHODS: Final = ("publickey", "keyboard-interactive", "password")
-"""The methods a server can offer, in the order OpenSSH lists them."""
+METHODS: Final = ("publickey", "password", "keyboard-interactive")
+"""The methods a server can offer, in the order OpenSSH lists them (``auth2.c``
+``authmethods``)."""
 
 PUBLIC_KEY_ALGORITHMS: Final = {
     # algorithm name -> key type inside the public key blob (RFC 8332 section 3:
