@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import collections
 import enum
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -243,6 +244,7 @@ class _Channel:
         "remote_id",
         "send_max_packet",
         "send_window",
+        "sent",
         "session",
     )
 
@@ -260,6 +262,7 @@ class _Channel:
         self.send_max_packet = 0
         self.queue: collections.deque[Outgoing] = collections.deque()
         self.queued_bytes = 0
+        self.sent = 0  # bytes of the data item at the head of the queue already sent
         self.close_sent = False
         self.close_received = False
 
@@ -529,6 +532,7 @@ class Connection:
             item for item in channel.queue if not isinstance(item, OutgoingData)
         )
         channel.queued_bytes = 0
+        channel.sent = 0
         return channel.session.receive_close()
 
     def _on_request(self, channel: _Channel, reader: Reader) -> _Received:
@@ -646,21 +650,20 @@ class Connection:
         while queue:
             item = queue[0]
             if isinstance(item, OutgoingData):
-                data = item.data
+                # channel.sent counts what of queue[0] is already out, so a large
+                # buffer is cut into packets without copying its tail each time.
+                view = memoryview(item.data)
                 limit = min(channel.send_max_packet, MAX_DATA_CHUNK)
-                while data and channel.send_window > 0 and limit > 0:
-                    size = min(len(data), channel.send_window, limit)
-                    chunk, data = data[:size], data[size:]
-                    self._outgoing.append(
-                        encode_outgoing(
-                            OutgoingData(data=chunk, data_type=item.data_type), remote_id
-                        )
-                    )
+                while channel.sent < len(view) and channel.send_window > 0 and limit > 0:
+                    size = min(len(view) - channel.sent, channel.send_window, limit)
+                    chunk = view[channel.sent : channel.sent + size]
+                    self._outgoing.append(_data_message(remote_id, item.data_type, chunk))
+                    channel.sent += size
                     channel.send_window -= size
                     channel.queued_bytes -= size
-                if data:
-                    queue[0] = OutgoingData(data=data, data_type=item.data_type)
+                if channel.sent < len(view):
                     return
+                channel.sent = 0
             else:
                 self._outgoing.append(encode_outgoing(item, remote_id))
                 if isinstance(item, OutgoingClose):
@@ -684,6 +687,22 @@ class Connection:
         while channel_id in self._channels:
             channel_id += 1
         return channel_id
+
+
+_DATA_HEADER: Final = struct.Struct(">BII")
+_EXTENDED_DATA_HEADER: Final = struct.Struct(">BIII")
+
+
+def _data_message(remote_id: int, data_type: int | None, chunk: memoryview) -> bytes:
+    # RFC 4254 section 5.2: byte 94, uint32 recipient channel, string data; or byte 95,
+    # uint32 recipient channel, uint32 data type code, string data.
+    if data_type is None:
+        header = _DATA_HEADER.pack(MSG_CHANNEL_DATA, remote_id, len(chunk))
+    else:
+        header = _EXTENDED_DATA_HEADER.pack(
+            MSG_CHANNEL_EXTENDED_DATA, remote_id, data_type, len(chunk)
+        )
+    return header + chunk
 
 
 _Handler: TypeAlias = Callable[[Connection, _Channel, Reader], _Received]
