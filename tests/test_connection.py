@@ -310,3 +310,43 @@ def test_writable_is_zero_after_eof_close_and_for_gone_channels() -> None:
     assert conn.writable(0) == 0
     with pytest.raises(KeyError):
         conn.send_data(0, b"x")
+
+
+def test_rejected_request_and_client_side_failure_reply() -> None:
+    client = Connection(Role.CLIENT)
+    server = Connection(Role.SERVER)
+    channel = client.open_session()
+    pump(client, server)
+    session = client.session(channel)
+    assert isinstance(session, ClientSession)
+    session.request_exec("false")
+    _, (request,) = pump(client, server)
+    assert isinstance(request, SessionEvent)
+    assert isinstance(request.event, RequestReceived)
+    server_session(server, 0).reject(request.event.handle)
+    (answer,), _ = pump(client, server)
+    assert isinstance(answer, SessionEvent)
+    assert answer.event == RequestAnswered(
+        handle=request.event.handle, request=request.event.request, accepted=False
+    )
+
+
+def test_misuse_and_peer_errors_around_opening() -> None:
+    with pytest.raises(ValueError, match="only a client"):
+        Connection(Role.SERVER).open_session()
+    client = Connection(Role.CLIENT)
+    client.open_session()
+    with pytest.raises(ValueError, match="extended data"):
+        client.send_data(0, b"x", 1)
+    confirmation = b"\x5b" + u32(0) + u32(9) + u32(100) + u32(100)
+    client.receive_payload(confirmation)
+    with pytest.raises(ProtocolError, match="which is open"):
+        client.receive_payload(confirmation)
+    conn = opened_server()
+    conn.receive_payload(b"\x61" + u32(0))
+    with pytest.raises(ProtocolError):
+        conn.receive_payload(b"\x61" + u32(0))  # the channel is gone after both CLOSEs
+    unconfirmed = Connection(Role.CLIENT)
+    unconfirmed.open_session()
+    with pytest.raises(ProtocolError, match="before open"):
+        unconfirmed.receive_payload(data_msg(0, b"early"))

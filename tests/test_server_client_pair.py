@@ -251,3 +251,29 @@ def test_connection_messages_before_authentication_disconnect() -> None:
     (closed,) = client.receive_data(server.data_to_send())
     assert isinstance(closed, ConnectionClosed)
     assert closed.reason == DisconnectReason.PROTOCOL_ERROR
+
+
+def test_a_second_service_request_disconnects() -> None:
+    client, server = make_pair(keys=(USER_KEY,))
+    exchange(client, server)
+    client._transport.send_payload(b"\x05" + encode_text("ssh-userauth"))
+    with pytest.raises(ProtocolError) as info:
+        server.receive_data(client.data_to_send())
+    assert info.value.reason is DisconnectReason.SERVICE_NOT_AVAILABLE
+
+
+def test_rejected_shell() -> None:
+    client, server = make_pair(keys=(USER_KEY,))
+    exchange(client, server)
+    channel = client.open_session()
+    exchange(client, server)
+    client.session(channel).request_shell()
+    _, (request,) = exchange(client, server)
+    assert isinstance(request, SessionEvent)
+    assert isinstance(request.event, RequestReceived)
+    server.reject_request(request.channel_id, request.event.handle)
+    (answer,), _ = exchange(client, server)
+    assert isinstance(answer, SessionEvent)
+    assert isinstance(answer.event, RequestAnswered)
+    assert not answer.event.accepted
+    assert not server.session(0).program_started

@@ -524,8 +524,8 @@ class Connection:
 
     def _on_close(self, channel: _Channel, reader: Reader) -> _Received:
         reader.end("channel close")
-        if channel.close_received:
-            raise ProtocolError(f"channel {channel.local_id} closed twice")
+        # A second CLOSE cannot reach here: the channel is freed at the first, since
+        # ours follows at once (nothing is left in front of it).
         channel.close_received = True
         # RFC 4254 section 5.3: the peer reads nothing more; queued data is dropped.
         channel.queue = collections.deque(
