@@ -292,7 +292,7 @@ async def test_shell_exec_with_a_pty_sees_size_term_and_modes() -> None:
     assert b"-echo " in out
     assert b"intr = ^G" in out
     assert pair.view.exit_status == 7
-    assert _open_fds() == before
+    assert _open_fds() <= before
 
 
 async def test_shell_resize_reaches_the_program() -> None:
@@ -330,7 +330,7 @@ async def test_shell_without_a_pty_separates_stderr_and_passes_env_and_stdin() -
     assert bytes(pair.view.stdout) == b"out\nC.UTF-8\nfrom stdin\n"
     assert bytes(pair.view.stderr) == b"err\n"
     assert pair.view.exit_status == 3
-    assert _open_fds() == before
+    assert _open_fds() <= before
 
 
 async def test_shell_client_closing_hangs_up_the_program() -> None:
@@ -341,7 +341,7 @@ async def test_shell_client_closing_hangs_up_the_program() -> None:
         pair.close()
         await _run(pair)
         with anyio.fail_after(10):
-            while _open_fds() != before:
+            while not _open_fds() <= before:
                 await anyio.sleep(0.01)
     assert pair.view.exit_status is None
 
