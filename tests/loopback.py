@@ -188,7 +188,9 @@ def authorized_blob(public_key_line: str) -> bytes:
 
 @contextmanager
 def running_server(
-    authenticator: SimpleAuthenticator, config: ServerConfig | None = None
+    authenticator: SimpleAuthenticator,
+    config: ServerConfig | None = None,
+    extra_host_keys: tuple[HostKey, ...] = (),
 ) -> Iterator[Server]:
     """Listen on 127.0.0.1; serve every connection in a thread until the block ends."""
     host_key = HostKey.generate()
@@ -205,7 +207,9 @@ def running_server(
                 sock, _ = listener.accept()
             except TimeoutError:
                 continue
-            conn = ServerConnection(config, authenticator, [host_key], now=time.monotonic())
+            conn = ServerConnection(
+                config, authenticator, [host_key, *extra_host_keys], now=time.monotonic()
+            )
             thread = threading.Thread(
                 target=serve_socket, args=(sock, conn, errors, log), daemon=True
             )

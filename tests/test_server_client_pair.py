@@ -8,8 +8,7 @@ import random
 import pytest
 
 from ptycore import DisconnectReason, ProtocolError
-from ptycore._endpoint import ConnectionClosed, Event
-from ptycore._wire import encode_text
+from ptycore._wire import Reader, encode_string, encode_text
 from ptycore.auth import (
     AuthConfig,
     AuthenticationFailed,
@@ -19,9 +18,9 @@ from ptycore.auth import (
 from ptycore.client import ClientConnection
 from ptycore.connection import ChannelClosed, ChannelDataReceived, ChannelOpened, SessionEvent
 from ptycore.requests import PtyRequest, ShellRequest, WindowSize
-from ptycore.server import ServerConfig, ServerConnection
+from ptycore.server import ConnectionClosed, Event, ServerConfig, ServerConnection
 from ptycore.session import ExitStatusReceived, RequestAnswered, RequestReceived
-from ptycore.transport import HostKey, UnimplementedReceived
+from ptycore.transport import HostKey, PayloadReceived, UnimplementedReceived, verify_signature
 
 HOST_KEY = HostKey.generate()
 USER_KEY = HostKey.generate()
@@ -277,3 +276,30 @@ def test_rejected_shell() -> None:
     assert isinstance(answer.event, RequestAnswered)
     assert not answer.event.accepted
     assert not server.session(0).program_started
+
+
+def test_hostkeys_prove_with_a_key_the_server_lacks_fails() -> None:
+    client, server = make_pair(keys=(USER_KEY,))
+    exchange(client, server)
+    prove = (
+        b"\x50"
+        + encode_text("hostkeys-prove-00@openssh.com")
+        + b"\x01"
+        + encode_string(HOST_KEY.public_blob)
+    )
+    client._transport.send_payload(prove + encode_string(STRANGER.public_blob))
+    client._transport.send_payload(prove)
+    assert server.receive_data(client.data_to_send()) == []
+    replies = [
+        e.payload
+        for e in client._transport.receive_data(server.data_to_send())
+        if isinstance(e, PayloadReceived)
+    ]
+    assert replies[0] == b"\x52"  # REQUEST_FAILURE: one key is not ours
+    signature = Reader(replies[1], 1).string("signature")
+    data = (
+        encode_text("hostkeys-prove-00@openssh.com")
+        + encode_string(server.session_id or b"")
+        + encode_string(HOST_KEY.public_blob)
+    )
+    assert verify_signature("ssh-ed25519", HOST_KEY.public_blob, signature, data)

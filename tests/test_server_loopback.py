@@ -20,6 +20,7 @@ import pytest
 from loopback import TIMEOUT, Server, authorized_blob, running_server
 from ptycore.auth import AuthConfig, SimpleAuthenticator
 from ptycore.server import ServerConfig
+from ptycore.transport import HostKey
 
 PASSWORD = "correct horse battery staple"
 
@@ -279,3 +280,47 @@ def test_asyncssh_keyboard_interactive_and_stderr(server: Server) -> None:
             assert result.exit_signal == ("HUP", False, "killed by test", "")
 
     asyncio.run(asyncio.wait_for(run(), TIMEOUT * 2))
+
+
+def test_openssh_learns_new_host_keys(keys: dict[str, Path], tmp_path: Path) -> None:
+    """hostkeys-00 / hostkeys-prove-00 (OpenSSH PROTOCOL 2.5): UpdateHostKeys adds our RSA key."""
+    rsa_host_key = HostKey.generate("ssh-rsa", rsa_bits=2048)
+    blob = authorized_blob(Path(f"{keys['ed25519']}.pub").read_text())
+    authenticator = SimpleAuthenticator(authorized_keys={"alice": [blob]})
+    with running_server(authenticator, extra_host_keys=(rsa_host_key,)) as srv:
+        known_hosts = tmp_path / "known_hosts"
+        known_hosts.write_text(f"[127.0.0.1]:{srv.port} {srv.host_key.openssh_public()}\n")
+        result = subprocess.run(
+            [
+                "ssh",
+                "-F",
+                "/dev/null",
+                "-p",
+                str(srv.port),
+                "-o",
+                f"UserKnownHostsFile={known_hosts}",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "UpdateHostKeys=yes",
+                "-o",
+                "HostKeyAlgorithms=ssh-ed25519,rsa-sha2-512",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-i",
+                str(keys["ed25519"]),
+                "alice@127.0.0.1",
+                "echo rotated",
+            ],
+            capture_output=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == b"rotated\n"
+    assert srv.errors == [], "".join(traceback.format_exception(srv.errors[0]))
+    learned = known_hosts.read_text()
+    assert rsa_host_key.openssh_public() in learned
+    assert srv.host_key.openssh_public() in learned

@@ -175,7 +175,7 @@ class Endpoint(abc.ABC):
             return self._payload(event.payload, event.sequence_number)
         if isinstance(event, KeyExchangeComplete):
             if event.initial:
-                self._key_exchange_done(event.session_id)
+                self._key_exchange_done(event)
             return [event]
         if isinstance(event, DisconnectReceived):
             self._closed = True
@@ -203,7 +203,7 @@ class Endpoint(abc.ABC):
         return []
 
     @abc.abstractmethod
-    def _key_exchange_done(self, session_id: bytes) -> None:
+    def _key_exchange_done(self, event: KeyExchangeComplete) -> None:
         """The first key exchange finished: start authentication."""
 
     @abc.abstractmethod

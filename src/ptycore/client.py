@@ -23,7 +23,7 @@ from .auth import AuthenticationSucceeded, Challenge, ClientAuth, UserKey
 from .connection import Connection, ConnectionConfig
 from .session import ClientSession
 from .session import Role as SessionRole
-from .transport import HostKeyVerifier, Role, Transport, TransportConfig
+from .transport import HostKeyVerifier, KeyExchangeComplete, Role, Transport, TransportConfig
 
 __all__ = ["ClientConfig", "ClientConnection", "ConnectionClosed", "Event"]
 
@@ -84,10 +84,10 @@ class ClientConnection(Endpoint):
     def _start_clock(self, now: float | None) -> None:
         """A client has no login grace time."""
 
-    def _key_exchange_done(self, session_id: bytes) -> None:
+    def _key_exchange_done(self, event: KeyExchangeComplete) -> None:
         self._auth = ClientAuth(
             self._username,
-            session_id=session_id,
+            session_id=event.session_id,
             keys=self._keys,
             password=self._password,
             respond=self._respond,

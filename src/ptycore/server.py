@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from ._endpoint import (
     MSG_SERVICE_ACCEPT,
@@ -41,14 +42,27 @@ from ._endpoint import (
     read_service_name,
 )
 from ._errors import DisconnectReason, ProtocolError
-from ._wire import encode_text
+from ._wire import Reader, encode_boolean, encode_string, encode_text
 from .auth import SERVICE_USERAUTH, AuthConfig, AuthenticationSucceeded, Authenticator, ServerAuth
 from .connection import Connection, ConnectionConfig
 from .session import Role as SessionRole
 from .session import ServerSession
-from .transport import HostKey, Role, Transport, TransportConfig, verify_signature
+from .transport import (
+    HostKey,
+    KeyExchangeComplete,
+    Role,
+    Transport,
+    TransportConfig,
+    verify_signature,
+)
 
 __all__ = ["ConnectionClosed", "Event", "ServerConfig", "ServerConnection"]
+
+MSG_GLOBAL_REQUEST: Final = 80
+MSG_REQUEST_SUCCESS: Final = 81
+MSG_REQUEST_FAILURE: Final = 82
+HOSTKEYS: Final = "hostkeys-00@openssh.com"
+HOSTKEYS_PROVE: Final = "hostkeys-prove-00@openssh.com"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -86,6 +100,9 @@ class ServerConnection(Endpoint):
         self._service_accepted = False
         self._username: str | None = None
         self._grace_deadline: float | None = None
+        self._host_keys = tuple(host_keys)
+        self._host_key_algorithm = ""
+        self._announcements: list[bytes] = []
         self._start_clock(now)
 
     @property
@@ -161,10 +178,11 @@ class ServerConnection(Endpoint):
 
     # -- authentication ------------------------------------------------------------------
 
-    def _key_exchange_done(self, session_id: bytes) -> None:
+    def _key_exchange_done(self, event: KeyExchangeComplete) -> None:
+        self._host_key_algorithm = event.algorithms.host_key
         self._auth = ServerAuth(
             self._authenticator,
-            session_id=session_id,
+            session_id=event.session_id,
             verify=verify_signature,
             config=self._config.auth,
         )
@@ -190,7 +208,62 @@ class ServerConnection(Endpoint):
             if isinstance(event, AuthenticationSucceeded) and self._connection is None:
                 self._username = event.username
                 self._connection = Connection(SessionRole.SERVER, self._config.connection)
+                self._announce_host_keys()
         return events
 
     def _outgoing_auth(self) -> list[bytes]:
-        return [] if self._auth is None else self._auth.payloads_to_send()
+        if self._auth is None:
+            return []
+        out = self._auth.payloads_to_send() + self._announcements
+        self._announcements = []
+        return out
+
+    # -- host key rotation (OpenSSH PROTOCOL section 2.5) ---------------------------------
+
+    def _announce_host_keys(self) -> None:
+        # sshd.c notify_hostkeys, after authentication: byte 80, string
+        # "hostkeys-00@openssh.com", boolean FALSE, string host key blob * n.
+        self._announcements.append(
+            bytes([MSG_GLOBAL_REQUEST])
+            + encode_text(HOSTKEYS)
+            + encode_boolean(False)
+            + b"".join(encode_string(key.public_blob) for key in self._host_keys)
+        )
+
+    def _payload(self, payload: bytes, sequence_number: int) -> list[Event]:
+        if payload[0] == MSG_GLOBAL_REQUEST and self.authenticated:
+            reader = Reader(payload, 1)
+            if reader.text("request name", 64) == HOSTKEYS_PROVE:
+                self._prove_host_keys(reader)
+                return []
+        return super()._payload(payload, sequence_number)
+
+    def _prove_host_keys(self, reader: Reader) -> None:
+        # byte 80, string "hostkeys-prove-00@openssh.com", boolean TRUE, string blob * n;
+        # the reply: byte 81, string signature * n, each over string
+        # "hostkeys-prove-00@openssh.com", string session identifier, string host key.
+        if not reader.boolean("want reply"):
+            return
+        keys = {key.public_blob: key for key in self._host_keys}
+        prefix = encode_text(HOSTKEYS_PROVE) + encode_string(self.session_id or b"")
+        signatures: list[bytes] = []
+        ok = True
+        while reader.remaining:
+            blob = reader.string("host key", 16384)
+            key = keys.get(blob)
+            if key is None:
+                ok = False  # serverloop.c: "unknown host key requested" fails the request
+                break
+            # serverloop.c server_input_hostkeys_prove: RSA signs with the algorithm
+            # the key exchange used when that was RSA; ptycore never signs with SHA-1.
+            algorithm = (
+                self._host_key_algorithm
+                if self._host_key_algorithm in key.algorithms
+                else key.algorithm
+            )
+            signatures.append(encode_string(key.sign(prefix + encode_string(blob), algorithm)))
+        self._flush()  # replies to global requests go out in request order (RFC 4254 4)
+        if ok and signatures:
+            self._transport.send_payload(bytes([MSG_REQUEST_SUCCESS]) + b"".join(signatures))
+        else:
+            self._transport.send_payload(bytes([MSG_REQUEST_FAILURE]))
