@@ -145,6 +145,7 @@ class SessionRouter:
             machine = self.core.session(event.channel_id)
             if isinstance(machine, ServerSession):
                 link = _Link(self, event.channel_id, machine)
+                logger.info("session %d opened for %s", event.channel_id, self._username)
                 self._sessions[event.channel_id] = Session(link, username=self._username)
                 self._machines[event.channel_id] = machine
             return
@@ -163,6 +164,7 @@ class SessionRouter:
         elif isinstance(event, ChannelWritable):
             session.window_grew()
         elif isinstance(event, ChannelClosed):
+            logger.info("session %d closed", event.channel_id)
             del self._sessions[event.channel_id]
             del self._machines[event.channel_id]
             self._started.discard(event.channel_id)
@@ -184,10 +186,13 @@ class SessionRouter:
 
     def _session_event(self, channel_id: int, session: Session, event: object) -> None:
         if isinstance(event, WindowChanged):
+            logger.info("session %d: window-change to %s", channel_id, event.size)
             if channel_id in self._started:
                 session.deliver(WindowChange(size=event.size))
         elif isinstance(event, RequestRefused):
-            logger.info("channel %d: %s refused: %s", channel_id, event.request, event.reason)
+            logger.info(
+                "session %d: %s refused: %s", channel_id, event.request.request_type, event.reason
+            )
         elif isinstance(event, RequestReceived):
             self._decide_request(channel_id, session, event)
 
@@ -216,7 +221,7 @@ class SessionRouter:
             isinstance(request, SubsystemRequest) and request.name in self._subsystems
         )
         logger.info(
-            "channel %d: %s %s",
+            "session %d: %s %s",
             channel_id,
             request.request_type,
             "accepted" if grant else "rejected",
@@ -227,9 +232,11 @@ class SessionRouter:
             machine.reject(handle)
         if machine.program_started and not started:
             self._started.add(channel_id)
-            self._task_group.start_soon(self._run, session, name=f"ptycore session {channel_id}")
+            self._task_group.start_soon(
+                self._run, channel_id, session, name=f"ptycore session {channel_id}"
+            )
 
-    async def _run(self, session: Session) -> None:
+    async def _run(self, channel_id: int, session: Session) -> None:
         try:
             await self._app(session)
         except (anyio.BrokenResourceError, anyio.EndOfStream):
@@ -237,7 +244,7 @@ class SessionRouter:
                 raise
             return  # the client went away under the application: nothing to report
         except Exception:
-            logger.exception("application failed")
+            logger.exception("session %d: application failed", channel_id)
             await session.finish_default(failed=True)
             return
         await session.finish_default(failed=False)
