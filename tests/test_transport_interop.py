@@ -8,6 +8,7 @@ transport goes: the key exchange, then its first encrypted message
 from __future__ import annotations
 
 import asyncio
+import io
 import shutil
 import socket
 import subprocess
@@ -21,6 +22,7 @@ import pytest
 
 from ptycore import DisconnectReason, ProtocolError
 from ptycore.transport import (
+    ExtInfoReceived,
     HostKey,
     KeyExchangeComplete,
     PayloadReceived,
@@ -264,3 +266,135 @@ def test_asyncssh_client(
     assert (done.algorithms.kex, done.algorithms.cipher_client_to_server) == (kex, cipher)
     assert done.algorithms.mac_client_to_server == mac
     assert done.algorithms.host_key == host_key
+
+
+# --- the client role against real servers -------------------------------------------------
+
+
+def run_client(port: int, config: TransportConfig) -> tuple[list[TransportEvent], list[bytes]]:
+    """Our client up to SERVICE_ACCEPT, then a DISCONNECT; returns its events and the
+    host keys it was asked to trust."""
+    offered: list[bytes] = []
+
+    def trust(algorithm: str, blob: bytes) -> bool:
+        offered.append(blob)
+        return True
+
+    client = Transport(Role.CLIENT, config, verify_host_key=trust)
+    events: list[TransportEvent] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        sock.sendall(client.data_to_send())
+        while not client.closed:
+            data = sock.recv(65536)
+            if not data:
+                break
+            for event in client.receive_data(data):
+                events.append(event)
+                if isinstance(event, KeyExchangeComplete) and event.initial:
+                    client.send_payload(SERVICE_REQUEST)
+                if isinstance(event, PayloadReceived) and event.payload[0] == 6:
+                    client.disconnect(DisconnectReason.BY_APPLICATION, "client test done")
+            sock.sendall(client.data_to_send())
+    return events, offered
+
+
+def check_client_events(
+    events: list[TransportEvent], offered: list[bytes], kex: str, cipher: str
+) -> None:
+    done = [e for e in events if isinstance(e, KeyExchangeComplete)]
+    assert len(done) == 1
+    assert (done[0].algorithms.kex, done[0].algorithms.cipher_client_to_server) == (kex, cipher)
+    assert done[0].algorithms.strict_kex
+    assert offered == [done[0].host_key]
+    # SERVICE_ACCEPT: byte 6, string "ssh-userauth".
+    assert PayloadReceived(payload=b"\x06" + SERVICE_REQUEST[1:], sequence_number=1) in events
+
+
+CLIENT_CASES = [
+    ("mlkem768x25519-sha256", "chacha20-poly1305@openssh.com", "ssh-ed25519"),
+    ("curve25519-sha256@libssh.org", "aes256-gcm@openssh.com", "rsa-sha2-512"),
+    ("curve25519-sha256@libssh.org", "aes128-ctr", "rsa-sha2-256"),
+]
+
+
+class _ClosingServer(asyncssh.SSHServer):
+    """Tells the test thread when AsyncSSH has finished with the connection."""
+
+    closed = threading.Event()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed.set()
+
+
+@pytest.mark.parametrize(("kex", "cipher", "host_key"), CLIENT_CASES)
+def test_client_against_asyncssh_server(kex: str, cipher: str, host_key: str) -> None:
+    loop = asyncio.new_event_loop()
+    keys = [asyncssh.generate_private_key("ssh-ed25519"), asyncssh.generate_private_key("ssh-rsa")]
+    closed = threading.Event()
+    server_class = type("Server", (_ClosingServer,), {"closed": closed})
+    listener = loop.run_until_complete(
+        asyncssh.create_server(
+            server_class, "127.0.0.1", 0, server_host_keys=keys, login_timeout=TIMEOUT
+        )
+    )
+    port = listener.sockets[0].getsockname()[1]
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    try:
+        config = TransportConfig(
+            kex_algorithms=(kex,), ciphers=(cipher,), host_key_algorithms=(host_key,)
+        )
+        events, offered = run_client(port, config)
+        assert closed.wait(TIMEOUT)
+    finally:
+
+        async def shut_down() -> None:
+            listener.close()
+            await listener.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(shut_down(), loop).result(TIMEOUT)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(TIMEOUT)
+        loop.close()
+    check_client_events(events, offered, kex, cipher)
+    ext_info = [e for e in events if isinstance(e, ExtInfoReceived)]
+    assert b"rsa-sha2-256" in ext_info[0].extensions["server-sig-algs"]
+
+
+@pytest.mark.parametrize(("kex", "cipher", "host_key"), CLIENT_CASES)
+def test_client_against_paramiko_server(
+    host_keys: list[HostKey], kex: str, cipher: str, host_key: str
+) -> None:
+    if cipher.startswith("chacha20"):
+        cipher = "aes128-gcm@openssh.com"  # Paramiko has no ChaCha20-Poly1305
+    paramiko_keys = [
+        paramiko.Ed25519Key(file_obj=io.StringIO(host_keys[0].to_openssh().decode())),
+        paramiko.RSAKey(file_obj=io.StringIO(host_keys[1].to_openssh().decode())),
+    ]
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(TIMEOUT)
+        port = listener.getsockname()[1]
+        result: dict[str, tuple[list[TransportEvent], list[bytes]]] = {}
+
+        def client() -> None:
+            config = TransportConfig(
+                kex_algorithms=(kex,), ciphers=(cipher,), host_key_algorithms=(host_key,)
+            )
+            result["out"] = run_client(port, config)
+
+        thread = threading.Thread(target=client)
+        thread.start()
+        conn, _ = listener.accept()
+        server = paramiko.Transport(conn)
+        try:
+            for key in paramiko_keys:
+                server.add_server_key(key)
+            # With an event, start_server does not wait: its own wait can race with
+            # a client as quick as ours to hang up.
+            server.start_server(threading.Event(), server=paramiko.ServerInterface())
+            thread.join(TIMEOUT)
+        finally:
+            server.close()
+            conn.close()
+    events, offered = result["out"]
+    check_client_events(events, offered, kex, cipher)
