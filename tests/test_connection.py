@@ -17,6 +17,7 @@ from ptycore.connection import (
     Connection,
     ConnectionConfig,
     ConnectionEvent,
+    GlobalRequestReceived,
     SessionEvent,
 )
 from ptycore.requests import ExitStatusRequest, ShellRequest
@@ -185,7 +186,11 @@ def test_session_limit() -> None:
 
 def test_no_more_sessions_is_honoured() -> None:
     conn = Connection(Role.SERVER)
-    conn.receive_payload(b"\x50" + encode_text("no-more-sessions@openssh.com") + b"\x00")
+    assert conn.receive_payload(
+        b"\x50" + encode_text("no-more-sessions@openssh.com") + b"\x00"
+    ) == [
+        GlobalRequestReceived(name="no-more-sessions@openssh.com", want_reply=False, accepted=True)
+    ]
     assert conn.payloads_to_send() == []
     with pytest.raises(ProtocolError):
         conn.receive_payload(channel_open())
@@ -193,7 +198,9 @@ def test_no_more_sessions_is_honoured() -> None:
 
 def test_keepalive_and_unknown_global_requests_get_failure() -> None:
     conn = Connection(Role.SERVER)
-    conn.receive_payload(b"\x50" + encode_text("keepalive@openssh.com") + b"\x01")
+    assert conn.receive_payload(b"\x50" + encode_text("keepalive@openssh.com") + b"\x01") == [
+        GlobalRequestReceived(name="keepalive@openssh.com", want_reply=True, accepted=False)
+    ]
     conn.receive_payload(b"\x50" + encode_text("x@example.com") + b"\x00")
     assert conn.payloads_to_send() == [b"\x52"]
 

@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 
 from loopback import TIMEOUT, Server, authorized_blob, running_server
 from ptycore.auth import AuthConfig, SimpleAuthenticator
+from ptycore.connection import GlobalRequestReceived
 from ptycore.server import ServerConfig
 from ptycore.transport import HostKey
 
@@ -324,3 +326,53 @@ def test_openssh_learns_new_host_keys(keys: dict[str, Path], tmp_path: Path) -> 
     learned = known_hosts.read_text()
     assert rsa_host_key.openssh_public() in learned
     assert srv.host_key.openssh_public() in learned
+
+
+def test_openssh_keepalive_is_answered(server: Server, keys: dict[str, Path]) -> None:
+    """ServerAliveInterval: the global keepalive@openssh.com gets FAILURE, which means alive."""
+
+    def keepalives() -> int:
+        return sum(
+            isinstance(e, GlobalRequestReceived) and e.name == "keepalive@openssh.com"
+            for e in list(server.log)
+        )
+
+    before = keepalives()
+    command = [
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-p",
+        str(server.port),
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "ServerAliveInterval=1",
+        "-o",
+        "ServerAliveCountMax=2",
+        "-i",
+        str(keys["ed25519"]),
+        "alice@127.0.0.1",
+        "cat",
+    ]
+    with subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        assert process.stdin is not None
+        process.stdin.write(b"still here\n")
+        process.stdin.flush()
+        deadline = time.monotonic() + TIMEOUT
+        while keepalives() < before + 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling a condition, with a deadline
+        stdout, stderr = process.communicate(timeout=TIMEOUT)  # closes stdin: cat ends
+    assert keepalives() >= before + 2
+    assert process.returncode == 0, stderr
+    assert stdout == b"still here\n"

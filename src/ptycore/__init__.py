@@ -27,6 +27,7 @@ from .connection import (
     ChannelOpenFailed,
     ChannelWritable,
     ConnectionConfig,
+    GlobalRequestReceived,
     OpenFailureReason,
     SessionEvent,
 )
@@ -136,6 +137,7 @@ __all__ = [
     "ExitSignalRequest",
     "ExitStatusReceived",
     "ExitStatusRequest",
+    "GlobalRequestReceived",
     "KeepaliveRequest",
     "LocalProtocolError",
     "MessageNumber",

@@ -65,6 +65,7 @@ __all__ = [
     "Connection",
     "ConnectionConfig",
     "ConnectionEvent",
+    "GlobalRequestReceived",
     "OpenFailureReason",
     "SessionEvent",
 ]
@@ -205,6 +206,17 @@ class ChannelClosed:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class GlobalRequestReceived:
+    """A global request, already answered (for logging): ``accepted`` for
+    ``no-more-sessions@openssh.com``; everything else, ``keepalive@openssh.com``
+    included, was refused (REQUEST_FAILURE when it wanted a reply)."""
+
+    name: str
+    want_reply: bool
+    accepted: bool
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ChannelWritable:
     """The peer's window grew: ``writable`` bytes may be queued now."""
 
@@ -220,6 +232,7 @@ ConnectionEvent: TypeAlias = (
     | ChannelEOFReceived
     | ChannelClosed
     | ChannelWritable
+    | GlobalRequestReceived
 )
 
 
@@ -372,8 +385,7 @@ class Connection:
         number = payload[0] if payload else -1
         reader = Reader(payload, 1)
         if number == MSG_GLOBAL_REQUEST:
-            self._global_request(reader)
-            return []
+            return [self._global_request(reader)]
         if number == MSG_CHANNEL_OPEN:
             return self._channel_open(reader)
         if MSG_CHANNEL_OPEN_CONFIRMATION <= number <= MSG_CHANNEL_FAILURE:  # 91-100
@@ -389,17 +401,19 @@ class Connection:
 
     # -- global requests -----------------------------------------------------------------
 
-    def _global_request(self, reader: Reader) -> None:
+    def _global_request(self, reader: Reader) -> GlobalRequestReceived:
         # RFC 4254 section 4: byte 80, string request name, boolean want reply, data.
         name = reader.text("request name", MAX_NAME_LENGTH)
         want_reply = reader.boolean("want reply")
         if name == "no-more-sessions@openssh.com" and self._role is Role.SERVER:
             # OpenSSH PROTOCOL 2.2: no further session channels will be opened.
             self._no_more_sessions = True
-        elif want_reply:
+            return GlobalRequestReceived(name=name, want_reply=want_reply, accepted=True)
+        if want_reply:
             # serverloop.c server_input_global_request: anything else (keepalive@openssh.com
             # included: any reply means alive) gets REQUEST_FAILURE.
             self._outgoing.append(bytes([MSG_REQUEST_FAILURE]))
+        return GlobalRequestReceived(name=name, want_reply=want_reply, accepted=False)
 
     # -- opening -------------------------------------------------------------------------
 
