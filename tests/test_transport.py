@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 import paramiko
 import pytest
 from asyncssh.kex import Kex
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ptycore import DisconnectReason, ProtocolError
 from ptycore._wire import Reader, encode_mpint, encode_name_list, encode_string, encode_uint32
@@ -481,3 +483,36 @@ def test_sequence_numbers_restart_only_with_strict_kex(
     assert of_type(server_events, KeyExchangeComplete)[0].algorithms.strict_kex is strict
     # KEXINIT, KEX_ECDH_INIT and NEWKEYS were packets 0, 1 and 2.
     assert of_type(server_events, PayloadReceived)[0].sequence_number == (0 if strict else 3)
+
+
+def client_stream(host_keys: list[HostKey]) -> bytes:
+    """Everything a client sends in a full exchange and three payloads (fixed randoms)."""
+    config = TransportConfig(kex_algorithms=("curve25519-sha256",))
+    client, server = make_pair(host_keys[:1], client_config=config)
+    for size in (10, 5000, 40000):
+        client.send_payload(b"\x5e" + bytes(size))
+    stream = b""
+    for _ in range(5):
+        data = client.data_to_send()
+        stream += data
+        server.receive_data(data)
+        client.receive_data(server.data_to_send())
+    return stream
+
+
+@settings(max_examples=40, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=50_000), max_size=30))
+def test_any_chunking_gives_the_same_events(host_keys: list[HostKey], cuts: list[int]) -> None:
+    stream = client_stream(host_keys)
+
+    def fresh_server() -> Transport:
+        return make_pair(host_keys[:1])[1]
+
+    expected = fresh_server().receive_data(stream)
+    assert len(of_type(expected, PayloadReceived)) == 3
+    server = fresh_server()
+    events: Events = []
+    bounds = sorted({min(cut, len(stream)) for cut in cuts} | {0, len(stream)})
+    for start, stop in itertools.pairwise(bounds):
+        events += server.receive_data(stream[start:stop])
+    assert events == expected
