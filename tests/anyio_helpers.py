@@ -103,6 +103,7 @@ class MemoryPair:
         )
         self.view = ClientView()
         self.hold = False  # True: the client stops reading what the server sends
+        self._pumping = False
         self._changed = anyio.Event()
         self.channel = self.client.open_session()
         self.pump()
@@ -115,7 +116,20 @@ class MemoryPair:
         return session
 
     def pump(self) -> None:
-        """Move payloads both ways until both sides are quiet."""
+        """Move payloads both ways until both sides are quiet.
+
+        Not re-entrant: a flush asked for while payloads are being delivered is done
+        by the loop already running (the network's connection task works the same way).
+        """
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            self._pump()
+        finally:
+            self._pumping = False
+
+    def _pump(self) -> None:
         moved = True
         while moved:
             moved = False

@@ -576,3 +576,26 @@ def _server_states(port: int) -> list[str]:
         for line in done.stdout.splitlines()
         if not line.startswith(("LISTEN", "TIME-WAIT"))  # closed; TIME-WAIT is the kernel's
     ]
+
+
+async def test_a_client_that_sends_everything_before_reading_gets_it_all_back(
+    keys: Keys,
+) -> None:
+    """32 MiB written before anything is read: the echo application blocks on the
+    client's window, its input piles up, and the server must still see the
+    client's WINDOW_ADJUST once it starts reading, instead of deadlocking."""
+    data = os.urandom(32 * 1024 * 1024)
+
+    async def client() -> bytes:
+        conn = await asyncssh_connect(server)
+        async with conn:
+            process = await conn.create_process(encoding=None)
+            process.stdin.write(data)
+            process.stdin.write_eof()
+            echoed = await process.stdout.readexactly(len(data))
+            await process.wait()
+        return bytes(echoed)
+
+    async with running(echo, keys) as server:
+        echoed = await in_asyncio(client)
+    assert hashlib.sha256(echoed).digest() == hashlib.sha256(data).digest()

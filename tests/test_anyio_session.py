@@ -14,6 +14,7 @@ from ptycore.modes import Opcode, TerminalModes
 from ptycore.requests import PtyRequest, WindowSize
 from ptycore_anyio import (
     EOF,
+    MAX_INPUT_BACKLOG,
     Application,
     Break,
     Data,
@@ -377,3 +378,37 @@ async def test_the_tutorial_example() -> None:
         pair.start(pty=False)
         await pair.wait_for(exited)
     assert bytes(pair.view.stdout) == b"You did not ask for a terminal.\n"
+
+
+async def test_input_past_the_backlog_cap_closes_the_session() -> None:
+    """A client that keeps sending to an application that cannot take it."""
+    gate = anyio.Event()
+    outcome: list[str] = []
+
+    async def stuck(session: Session) -> None:
+        await gate.wait()
+        try:
+            while True:
+                await session.receive()
+        except anyio.EndOfStream:
+            outcome.append("end of input")
+        with pytest.raises(anyio.BrokenResourceError):
+            await session.write(b"late")
+        outcome.append("write refused")
+
+    async with memory_pair(stuck) as pair:
+        pair.start(pty=False)
+        chunk = b"x" * (1 << 20)
+        sent = 0
+        while not pair.view.closed:
+            size = min(len(chunk), pair.client.writable(pair.channel))
+            pair.send(chunk[:size])
+            sent += size
+            assert sent < 2 * MAX_INPUT_BACKLOG
+        gate.set()
+        with anyio.fail_after(5):
+            while len(outcome) < 2:
+                await anyio.sleep(0)
+    assert sent > MAX_INPUT_BACKLOG
+    assert pair.view.order[-2:] == ["eof", "close"]
+    assert outcome == ["end of input", "write refused"]

@@ -23,6 +23,7 @@ from ._channels import Application
 from ._server import ServerLimits, serve
 from ._session import (
     EOF,
+    MAX_INPUT_BACKLOG,
     MAX_INPUT_BUFFER,
     Break,
     Data,
@@ -35,6 +36,7 @@ from ._shell import Shell, shell
 
 __all__ = [
     "EOF",
+    "MAX_INPUT_BACKLOG",
     "MAX_INPUT_BUFFER",
     "Application",
     "Break",

@@ -12,6 +12,8 @@ reading slows the application down instead of filling the server's memory.
 from __future__ import annotations
 
 import collections
+import contextlib
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol, TypeAlias
@@ -19,10 +21,11 @@ from typing import Final, Protocol, TypeAlias
 import anyio
 
 from ptycore.requests import PtyRequest, WindowSize
-from ptycore.session import ProgramRequest, ServerSession
+from ptycore.session import LocalProtocolError, ProgramRequest, ServerSession
 
 __all__ = [
     "EOF",
+    "MAX_INPUT_BACKLOG",
     "MAX_INPUT_BUFFER",
     "Break",
     "ChannelLink",
@@ -33,11 +36,20 @@ __all__ = [
     "WindowChange",
 ]
 
+logger = logging.getLogger("ptycore.anyio")
+
 MAX_INPUT_BUFFER: Final = 2 * 1024 * 1024
 """Input bytes a session holds for an application that is not reading. Above it the
 connection stops reading its socket, so TCP slows the client down (the core grants
 channel window as data arrives; OpenSSH's ``CHAN_SES_WINDOW_DEFAULT`` is the same
-2 MiB)."""
+2 MiB). Not while the application waits for the client's window: the client's
+WINDOW_ADJUST must get through, or both sides would wait for each other."""
+
+MAX_INPUT_BACKLOG: Final = 16 * 1024 * 1024
+"""Hard cap on input held for an application that waits for a client that does not
+read: past it the session is closed, as the Twisted adapter closes a session whose
+output passes its ``MAX_OUTPUT_BUFFER``. sshd never needs one: it grants window only
+as its program reads; ptycore's connection layer grants it on arrival."""
 
 SSH_EXTENDED_DATA_STDERR: Final = 1
 """RFC 4254 5.2: the extended data type of standard error."""
@@ -274,8 +286,9 @@ class Session:
         return self._inbox_bytes
 
     async def wait_input_room(self) -> None:
-        """Return once the application took enough input to go below the cap."""
-        while self._inbox_bytes > MAX_INPUT_BUFFER and not self.closed:
+        """Return once the application took enough input to go below
+        :data:`MAX_INPUT_BUFFER`, or waits for the client's window itself."""
+        while self._inbox_bytes > MAX_INPUT_BUFFER and not self.closed and self._writable is None:
             self._room = room = anyio.Event()
             await room.wait()
 
@@ -283,6 +296,9 @@ class Session:
         """Queue an input event for the application."""
         if isinstance(event, Data):
             self._inbox_bytes += len(event.data)
+            if self._inbox_bytes > MAX_INPUT_BACKLOG and not self.closed:
+                self._overflow()
+                return
         self._inbox.append(event)
         self._wake_receiver()
 
@@ -297,9 +313,7 @@ class Session:
         self._broken = True
         self._wake_receiver()
         self.window_grew()
-        if self._room is not None:
-            self._room.set()
-            self._room = None
+        self._wake_room()
 
     async def finish_default(self, *, failed: bool) -> None:
         """The application returned (status 0) or raised (status 1, as Python's own
@@ -307,6 +321,27 @@ class Session:
         await self.exit(1 if failed else 0)
 
     # -- internals ----------------------------------------------------------------------
+
+    def _wake_room(self) -> None:
+        if self._room is not None:
+            self._room.set()
+            self._room = None
+
+    def _overflow(self) -> None:
+        """The client sends without reading: drop its input and close the channel."""
+        logger.warning(
+            "session: client sent %d bytes without reading the output; closing",
+            self._inbox_bytes,
+        )
+        self._inbox.clear()
+        self._inbox_bytes = 0
+        machine = self._link.machine
+        with contextlib.suppress(LocalProtocolError):  # already closing
+            if not machine.eof_sent:
+                machine.send_eof()
+            machine.close()
+        self._link.flush_soon()
+        self.channel_closed()
 
     def _wake_receiver(self) -> None:
         if self._arrived is not None:
@@ -324,6 +359,8 @@ class Session:
             raise anyio.ClosedResourceError
         if self._broken:
             raise anyio.BrokenResourceError
+        if self._link.machine.eof_sent:
+            raise anyio.ClosedResourceError
 
     async def _send(self, data: bytes, data_type: int | None) -> None:
         while True:
@@ -333,6 +370,7 @@ class Session:
             room = self._link.writable()
             if room == 0:
                 self._writable = writable = anyio.Event()
+                self._wake_room()  # the connection must read on, for the window adjust
                 await writable.wait()
                 continue
             chunk, data = data[:room], data[room:]
@@ -351,4 +389,5 @@ class Session:
             report(machine)
         machine.close()
         self._wake_receiver()
+        self.window_grew()  # a writer still waiting learns that the session ended
         await self._link.flush()
