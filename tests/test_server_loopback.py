@@ -376,3 +376,39 @@ def test_openssh_keepalive_is_answered(server: Server, keys: dict[str, Path]) ->
     assert keepalives() >= before + 2
     assert process.returncode == 0, stderr
     assert stdout == b"still here\n"
+
+
+def test_openssh_user_certificate(tmp_path: Path) -> None:
+    """sshd's TrustedUserCAKeys: a certificate logs in although its key is not authorized."""
+    for name in ("ca", "user"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / name)],
+            check=True,
+            timeout=TIMEOUT,
+        )
+    subprocess.run(
+        [
+            "ssh-keygen",
+            "-q",
+            "-s",
+            str(tmp_path / "ca"),
+            "-I",
+            "loopback",
+            "-n",
+            "alice",
+            "-V",
+            "-1h:+1h",
+            str(tmp_path / "user.pub"),
+        ],
+        check=True,
+        timeout=TIMEOUT,
+    )
+    ca = authorized_blob((tmp_path / "ca.pub").read_text())
+    authenticator = SimpleAuthenticator(trusted_user_cas=[ca], clock=time.time)
+    with running_server(authenticator) as srv:
+        result = ssh(srv, "echo certified", key=tmp_path / "user")  # loads user-cert.pub too
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == b"certified\n"
+        (tmp_path / "user-cert.pub").unlink()
+        assert ssh(srv, "echo plain key", key=tmp_path / "user").returncode == 255
+    assert srv.errors == [], "".join(traceback.format_exception(srv.errors[0]))

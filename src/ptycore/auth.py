@@ -26,7 +26,10 @@ OpenSSH's rules, with the source they come from:
 - ``ssh-rsa`` signatures (SHA-1) are refused, as OpenSSH 8.8 and later do by
   default; RSA keys sign with ``rsa-sha2-256`` or ``rsa-sha2-512`` (RFC 8332);
 - the banner goes out before the reply to the first request (``auth2.c``
-  ``userauth_banner``).
+  ``userauth_banner``);
+- certificates: only user certificates whose CA signature verifies, never with
+  SHA-1 (``CASignatureAlgorithms``), and only when the authenticator decides on
+  them (:class:`CertificateAuthenticator`).
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ import enum
 import hmac
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol, TypeAlias
+from typing import Final, Protocol, TypeAlias, runtime_checkable
 
+from ._certs import CERTIFICATE_ALGORITHMS, USER_CERTIFICATE, Certificate, parse_certificate
 from ._errors import DisconnectReason, ProtocolError
 from ._wire import Reader, encode_boolean, encode_string, encode_text, encode_uint32
 
@@ -51,6 +55,8 @@ __all__ = [
     "AuthenticationSucceeded",
     "Authenticator",
     "BannerReceived",
+    "Certificate",
+    "CertificateAuthenticator",
     "Challenge",
     "ClientAuth",
     "Prompt",
@@ -179,6 +185,22 @@ class Authenticator(Protocol):
         ...
 
 
+@runtime_checkable
+class CertificateAuthenticator(Authenticator, Protocol):
+    """An :class:`Authenticator` that also accepts OpenSSH user certificates.
+
+    Without this method certificates are refused. The core has checked the
+    certificate's structure, that it is a user certificate, and the CA's signature;
+    the policy is this method's: a trusted CA (``TrustedUserCAKeys``), ``username``
+    among the principals, the validity window on a wall clock, and critical options
+    the adapter can enforce (sshd refuses any it does not know).
+    """
+
+    def check_certificate(self, username: str, certificate: Certificate) -> AuthResult:
+        """Whether this certificate may log in as ``username``."""
+        ...
+
+
 class SimpleAuthenticator:
     """An :class:`Authenticator` over a table of passwords and of authorized keys.
 
@@ -186,7 +208,11 @@ class SimpleAuthenticator:
     middle field of an ``authorized_keys`` line) that may log in; ``passwords``
     maps a user to a password, compared in constant time. Keyboard-interactive
     asks for the password, as OpenSSH does with ``KbdInteractiveAuthentication``
-    and no PAM.
+    and no PAM. Certificates signed by one of ``trusted_user_cas`` (CA public key
+    blobs, sshd's ``TrustedUserCAKeys``) log in a user named among their
+    principals while ``clock()`` (seconds since the epoch, ``time.time`` in an
+    adapter) is inside their validity window, and only without critical options,
+    which this class cannot enforce.
     """
 
     def __init__(
@@ -194,9 +220,24 @@ class SimpleAuthenticator:
         *,
         passwords: Mapping[str, str] | None = None,
         authorized_keys: Mapping[str, Iterable[bytes]] | None = None,
+        trusted_user_cas: Iterable[bytes] = (),
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self._passwords = dict(passwords or {})
         self._keys = {user: frozenset(blobs) for user, blobs in (authorized_keys or {}).items()}
+        self._cas = frozenset(trusted_user_cas)
+        if self._cas and clock is None:
+            raise ValueError("trusted_user_cas needs a clock for the validity windows")
+        self._clock = clock
+
+    def check_certificate(self, username: str, certificate: Certificate) -> AuthResult:
+        return (
+            certificate.ca_blob in self._cas
+            and self._clock is not None
+            and username in certificate.principals
+            and certificate.valid_at(self._clock())
+            and not certificate.critical_options
+        )
 
     def methods_for(self, username: str) -> Collection[str]:
         methods = ["publickey"]
@@ -404,12 +445,10 @@ class ServerAuth:
         signed_end = reader.offset
         signature = reader.string("signature", MAX_KEY_BLOB_LENGTH) if has_signature else None
         reader.end("publickey request")
-        if PUBLIC_KEY_ALGORITHMS.get(algorithm) != _blob_type(blob):
-            # auth2-pubkey.c: an unknown algorithm or a key of another type fails.
+        checked = self._check_key(username, algorithm, blob)
+        if checked is None:
             return self._finish(username, "publickey", AuthDecision.FAILURE)
-        decision = _decision(self._authenticator.check_public_key(username, algorithm, blob))
-        if decision is AuthDecision.FAILURE:
-            return self._finish(username, "publickey", decision)
+        decision, signature_algorithm, key_blob = checked
         if signature is None:
             # RFC 4252 section 7: PK_OK, byte 60, string algorithm, string key blob. Not a
             # failure and not counted (auth2-pubkey.c sets authctxt->postponed).
@@ -418,13 +457,42 @@ class ServerAuth:
             )
             return []
         # RFC 4252 section 7: the signature covers string session_id followed by the
-        # request exactly as received up to the signature.
+        # request exactly as received up to the signature. A certificate's key signs
+        # with the plain algorithm (PROTOCOL.certkeys).
         data = encode_string(self._session_id) + payload[:signed_end]
-        if _blob_type(signature) != algorithm or not self._verify(
-            algorithm, blob, signature, data
+        if _blob_type(signature) != signature_algorithm or not self._verify(
+            signature_algorithm, key_blob, signature, data
         ):
             return self._finish(username, "publickey", AuthDecision.FAILURE)
         return self._finish(username, "publickey", decision)
+
+    def _check_key(
+        self, username: str, algorithm: str, blob: bytes
+    ) -> tuple[AuthDecision, str, bytes] | None:
+        """The decision, signature algorithm and plain key blob; None to fail."""
+        certified = CERTIFICATE_ALGORITHMS.get(algorithm)
+        if certified is not None:
+            cert_type, signature_algorithm = certified
+            authenticator = self._authenticator
+            if not isinstance(authenticator, CertificateAuthenticator):
+                return None
+            certificate = (
+                parse_certificate(blob, self._verify) if _blob_type(blob) == (cert_type) else None
+            )
+            # auth2-pubkey.c user_cert_trusted_ca: a valid user certificate, then policy.
+            if certificate is None or certificate.cert_type != USER_CERTIFICATE:
+                return None
+            decision = _decision(authenticator.check_certificate(username, certificate))
+            key_blob = certificate.public_blob
+        elif PUBLIC_KEY_ALGORITHMS.get(algorithm) == _blob_type(blob):
+            decision = _decision(self._authenticator.check_public_key(username, algorithm, blob))
+            signature_algorithm, key_blob = algorithm, blob
+        else:
+            # auth2-pubkey.c: an unknown algorithm or a key of another type fails.
+            return None
+        if decision is AuthDecision.FAILURE:
+            return None
+        return decision, signature_algorithm, key_blob
 
     def _password(self, reader: Reader, username: str) -> list[AuthEvent]:
         # RFC 4252 section 8: boolean change, string password, [string new password].
