@@ -33,7 +33,11 @@ def _payloads(data: bytes) -> list[bytes]:
 def test_one_input(data: bytes) -> None:
     payloads = _payloads(data)
     server = ServerAuth(
-        SimpleAuthenticator(passwords={"u": "\x00never typed\x00"}),
+        SimpleAuthenticator(
+            passwords={"u": "\x00never typed\x00"},
+            trusted_user_cas=[b"no CA blob looks like this"],
+            clock=lambda: 0.0,
+        ),
         session_id=b"id",
         verify=_never_verifies,
     )
