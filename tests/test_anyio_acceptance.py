@@ -143,3 +143,18 @@ def test_serve_stops_cleanly_and_hangs_up_open_sessions(
         _, stderr = client.communicate(timeout=WAIT)
         assert b"server shutting down" in stderr
         wait_for(lambda: not Path(f"/proc/{sleeper}").exists(), "the program to be hung up")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_serve_runs_a_module_attribute_application(tmp_path: Path, backend: str) -> None:
+    """``--app MODULE:ATTRIBUTE`` with the tutorial's ``async def`` application."""
+    example = Path(__file__).parent.parent / "examples" / "anyio_terminal.py"
+    (tmp_path / "anyio_terminal.py").write_bytes(example.read_bytes())
+    with run_server(
+        tmp_path, "anyio_terminal:show_terminal", "--adapter", "anyio", "--backend", backend
+    ) as server:
+        done = openssh.ssh(server, "-tt", command="x")
+        no_pty = openssh.ssh(server, "-T")
+    assert "Your terminal name is" in done.stdout
+    assert done.returncode == 0
+    assert (no_pty.returncode, no_pty.stdout) == (0, "You did not ask for a terminal.\n")
