@@ -73,6 +73,8 @@ MAX_EXTENSIONS: Final = 1024
 """OpenSSH ``kex.c`` ``kex_input_ext_info`` refuses more than 1024 extensions."""
 MAX_KEX_VALUE: Final = 16384
 """Largest ephemeral public value, host key or signature read from a kex message."""
+PADDING_POOL: Final = 4096
+"""Random bytes fetched at a time for packet padding."""
 MAX_PACKETS_BEFORE_REKEY: Final = 1 << 31
 """OpenSSH ``packet.c`` ``MAX_PACKETS``: rekey long before sequence numbers wrap."""
 
@@ -223,6 +225,8 @@ class Transport:
         if role is Role.CLIENT and verify_host_key is None:
             raise ValueError("a client needs verify_host_key")
         self._out: list[bytes] = []
+        self._padding_pool = b""
+        self._padding_used = 0
         self._inbuf = bytearray()
         self._version_done = False
         self._banner_lines = 0
@@ -473,7 +477,14 @@ class Transport:
         if padding < 4:
             padding += block
         header = _UINT32.pack(len(payload) + padding + 1)
-        body = _BYTE.pack(padding) + payload + self._random(padding)
+        pool, used = self._padding_pool, self._padding_used
+        if used + padding > len(pool):
+            # Random padding (RFC 4253 section 6) drawn in blocks: one call to the
+            # random source per 4 KiB instead of one per packet.
+            pool, used = self._random(PADDING_POOL), 0
+            self._padding_pool = pool
+        self._padding_used = used + padding
+        body = _BYTE.pack(padding) + payload + pool[used : used + padding]
         pieces = cipher.encrypt(self._send_seq, header, body)
         self._out.extend(pieces)
         self._send_seq = (self._send_seq + 1) & 0xFFFFFFFF
