@@ -355,3 +355,19 @@ def test_client_rejects_unexpected_messages() -> None:
     client = ClientAuth("alice", session_id=SESSION_ID)
     with pytest.raises(ProtocolError):
         client.receive_payload(b"\x34")  # SUCCESS before SERVICE_ACCEPT
+
+
+def test_client_asks_a_password_supplier_only_when_needed() -> None:
+    asked: list[str] = []
+
+    def supplier() -> str:
+        asked.append("asked")
+        return "secret"
+
+    client = ClientAuth("alice", session_id=SESSION_ID, keys=[KEY], password=supplier)
+    run_pair(client, server())
+    assert asked == []  # the key was enough
+    client = ClientAuth("alice", session_id=SESSION_ID, password=supplier)
+    events = run_pair(client, server())
+    assert events[-1] == AuthenticationSucceeded(username="alice", method="password")
+    assert asked == ["asked"]

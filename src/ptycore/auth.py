@@ -616,7 +616,9 @@ class ClientAuth:
 
     Order: ``none`` (to learn the methods), each key by ``publickey`` (signed at
     once, without the PK_OK query), ``keyboard-interactive`` if ``respond`` is
-    given, then ``password``, each only if the server lists it. When nothing is
+    given, then ``password`` (a string, or a function asked only when the server
+    offers password authentication; ``None`` from it skips), each only if the
+    server lists it. When nothing is
     left, :class:`~ptycore.ProtocolError` with reason
     ``NO_MORE_AUTH_METHODS_AVAILABLE`` is raised, as OpenSSH's client gives up with
     "Permission denied".
@@ -628,7 +630,7 @@ class ClientAuth:
         *,
         session_id: bytes,
         keys: Sequence[UserKey] = (),
-        password: str | None = None,
+        password: str | Callable[[], str | None] | None = None,
         respond: Callable[[Challenge], Sequence[str]] | None = None,
     ) -> None:
         self._username = username
@@ -725,16 +727,23 @@ class ClientAuth:
             self._kbdint_tried = True
             self._send_request("keyboard-interactive", encode_string(b"") + encode_string(b""))
             self._step = _ClientStep.KEYBOARD_INTERACTIVE
-        elif "password" in methods and self._password is not None and not self._password_tried:
+        elif "password" in methods and (password := self._take_password()) is not None:
             # RFC 4252 section 8: boolean FALSE, string password.
-            self._password_tried = True
-            self._send_request("password", encode_boolean(False) + encode_text(self._password))
+            self._send_request("password", encode_boolean(False) + encode_text(password))
             self._step = _ClientStep.PASSWORD
         else:
             raise ProtocolError(
                 f"Permission denied ({','.join(sorted(methods))})",
                 reason=DisconnectReason.NO_MORE_AUTH_METHODS_AVAILABLE,
             )
+
+    def _take_password(self) -> str | None:
+        """The password, asked of the supplier once, at the moment it is needed."""
+        if self._password_tried:
+            return None
+        self._password_tried = True
+        password = self._password
+        return password() if callable(password) else password
 
     def _info_request(self, reader: Reader, respond: Callable[[Challenge], Sequence[str]]) -> None:
         # RFC 4256 section 3.2: string name, string instruction, string language tag,

@@ -52,7 +52,7 @@ class ClientConnection(Endpoint):
         *,
         verify_host_key: HostKeyVerifier,
         keys: Sequence[UserKey] = (),
-        password: str | None = None,
+        password: str | Callable[[], str | None] | None = None,
         respond: Callable[[Challenge], Sequence[str]] | None = None,
         random: Callable[[int], bytes] = os.urandom,
     ) -> None:
