@@ -516,3 +516,21 @@ def test_any_chunking_gives_the_same_events(host_keys: list[HostKey], cuts: list
     for start, stop in itertools.pairwise(bounds):
         events += server.receive_data(stream[start:stop])
     assert events == expected
+
+
+def test_ext_info_limits(host_keys: list[HostKey]) -> None:
+    client, server = connected(host_keys)  # the client has had one EXT_INFO already
+    ext_info = b"\x07" + encode_uint32(1) + encode_string(b"x@example.com") + encode_string(b"")
+    server._send_packet(ext_info)
+    assert client.receive_data(server.data_to_send()) == [
+        ExtInfoReceived(extensions={"x@example.com": b""})
+    ]
+    server._send_packet(ext_info)
+    with pytest.raises(ProtocolError, match="too many EXT_INFO"):
+        client.receive_data(server.data_to_send())
+    # A server takes one from the client; 1023 extensions at most.
+    client, server = connected(host_keys)
+    too_many = b"\x07" + encode_uint32(1024)
+    client._send_packet(too_many)
+    with pytest.raises(ProtocolError, match="1024 extensions"):
+        server.receive_data(client.data_to_send())

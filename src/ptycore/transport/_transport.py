@@ -69,8 +69,10 @@ the server's version."""
 MAX_BANNER_LINES: Final = 1024
 """OpenSSH ``ssh.h`` ``SSH_MAX_PRE_BANNER_LINES``; a server accepts none
 (``kex.c`` ``kex_exchange_identification``)."""
-MAX_EXTENSIONS: Final = 1024
-"""OpenSSH ``kex.c`` ``kex_input_ext_info`` refuses more than 1024 extensions."""
+MAX_EXTENSIONS: Final = 1023
+"""OpenSSH ``kex.c`` ``kex_input_ext_info`` refuses 1024 extensions or more, and more
+than one EXT_INFO from a client or two from a server (RFC 8308 section 2.4: after
+the first NEWKEYS and before USERAUTH_SUCCESS)."""
 MAX_KEX_VALUE: Final = 16384
 """Largest ephemeral public value, host key or signature read from a kex message."""
 PADDING_POOL: Final = 4096
@@ -248,6 +250,7 @@ class Transport:
         self._host_key_blob: bytes | None = None
         self._strict = False
         self._ext_info_c = False
+        self._ext_infos = 0
         self._pending: list[bytes] = []
         self._authenticated = False
         self._kex: _KexRun | None = None
@@ -592,6 +595,9 @@ class Transport:
 
     def _receive_ext_info(self, payload: bytes) -> ExtInfoReceived:
         # RFC 8308 section 2.3: byte 7, uint32 nr-extensions, then name/value strings.
+        self._ext_infos += 1
+        if self._ext_infos > (2 if self._role is Role.CLIENT else 1):
+            raise ProtocolError("too many EXT_INFO messages")
         reader = Reader(payload, 1)
         count = reader.uint32("nr-extensions")
         if count > MAX_EXTENSIONS:
