@@ -332,8 +332,10 @@ class _Connection:
     async def _timer(self) -> None:
         """Run the core's timer (login grace time, rekeying) on anyio's clock."""
         while True:
-            self._armed = deadline = self.core.get_timer()
+            # A new event first: a change after the read below wakes this very wait.
             self._timer_changed = changed = anyio.Event()
+            async with self._core_lock:  # not while a worker thread runs the core
+                self._armed = deadline = self.core.get_timer()
             with anyio.CancelScope(deadline=math.inf if deadline is None else deadline):
                 await changed.wait()
                 continue
