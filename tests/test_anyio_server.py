@@ -599,3 +599,14 @@ async def test_a_client_that_sends_everything_before_reading_gets_it_all_back(
     async with running(echo, keys) as server:
         echoed = await in_asyncio(client)
     assert hashlib.sha256(echoed).digest() == hashlib.sha256(data).digest()
+
+
+@pytest.mark.parametrize("cipher", ["aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com"])
+async def test_openssh_rekeys_in_the_middle_of_a_transfer(keys: Keys, cipher: str) -> None:
+    """``RekeyLimit=1M``: the client starts a key exchange every MiB while 4 MiB flow
+    each way; the connection task feeds it through like any other packet."""
+    data = os.urandom(4 << 20)
+    async with running(echo, keys) as server:
+        done = await ssh(server, "-T", "-c", cipher, "-o", "RekeyLimit=1M", stdin=data)
+    assert done.returncode == 0, done.stderr
+    assert hashlib.sha256(done.stdout).digest() == hashlib.sha256(data).digest()
