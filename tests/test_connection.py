@@ -357,3 +357,38 @@ def test_misuse_and_peer_errors_around_opening() -> None:
     unconfirmed.open_session()
     with pytest.raises(ProtocolError, match="before open"):
         unconfirmed.receive_payload(data_msg(0, b"early"))
+
+
+def test_manual_consumption_paces_the_peer() -> None:
+    conn = Connection(Role.SERVER, ConnectionConfig(window_size=65536, auto_consume=False))
+    conn.receive_payload(channel_open())
+    (event,) = conn.receive_payload(channel_request(0, "shell", True))
+    assert isinstance(event, SessionEvent)
+    assert isinstance(event.event, RequestReceived)
+    server_session(conn, 0).accept(event.event.handle)
+    conn.payloads_to_send()
+    conn.receive_payload(data_msg(0, b"a" * 32768))
+    conn.receive_payload(data_msg(0, b"a" * 32768))
+    assert conn.payloads_to_send() == []  # nothing consumed: no window for the peer
+    with pytest.raises(ProtocolError, match="window"):
+        conn.receive_payload(data_msg(0, b"a" * 32768))
+    conn = Connection(Role.SERVER, ConnectionConfig(window_size=65536, auto_consume=False))
+    conn.receive_payload(channel_open())
+    (event,) = conn.receive_payload(channel_request(0, "shell", True))
+    assert isinstance(event, SessionEvent)
+    assert isinstance(event.event, RequestReceived)
+    server_session(conn, 0).accept(event.event.handle)
+    conn.payloads_to_send()
+    conn.receive_payload(data_msg(0, b"a" * 30000))
+    conn.receive_payload(data_msg(0, b"a" * 10000))
+    with pytest.raises(ValueError, match="received"):
+        conn.consume(0, 40001)
+    # channel_check_window: the window left (25536) is under half, so what is consumed
+    # goes back at once; then the window is wide enough again to wait.
+    conn.consume(0, 30000)
+    assert conn.payloads_to_send() == [b"\x5d" + u32(7) + u32(30000)]
+    conn.consume(0, 10000)
+    assert conn.payloads_to_send() == []
+    conn.consume(5, 1)  # a channel that is gone: ignored
+    with pytest.raises(ValueError, match="auto_consume"):
+        opened_server().consume(0, 1)

@@ -149,6 +149,12 @@ class Endpoint(abc.ABC):
         """How many bytes :meth:`send_data` takes on this channel now."""
         return self._channels().writable(channel_id)
 
+    def consume_data(self, channel_id: int, size: int) -> None:
+        """Give back window for ``size`` received bytes now used, with
+        ``ConnectionConfig(auto_consume=False)``: the peer sends no faster than that."""
+        self._channels().consume(channel_id, size)
+        self._flush()
+
     def send_eof(self, channel_id: int) -> None:
         """Queue EOF: no more data from us on this channel."""
         self._channels().session(channel_id).send_eof()

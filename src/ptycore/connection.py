@@ -11,8 +11,11 @@ Flow control, as OpenSSH's ``channels.c`` does it:
   :attr:`ConnectionConfig.window_size` only once the program started (``session.c``
   creates the channel with window 0; ``channel_set_fds`` sends the WINDOW_ADJUST),
   so no data arrives before the program runs. Data counts as consumed when it is
-  handed to the application; a WINDOW_ADJUST goes out once half the window is
-  consumed or more than three packets are outstanding (``channel_check_window``).
+  handed to the application, or, with :attr:`ConnectionConfig.auto_consume` off,
+  when the application says so with :meth:`Connection.consume` (as OpenSSH counts
+  it when written to the program, so a slow program slows the peer down); a
+  WINDOW_ADJUST goes out once half the window is consumed or more than three
+  packets are outstanding (``channel_check_window``).
   A peer that overruns the window by more than a tenth of it, or sends a packet
   larger than the maximum it was given, is disconnected (``channel_input_data``
   allows the same tenth; it drops oversized packets, which would corrupt the
@@ -137,6 +140,10 @@ class ConnectionConfig:
     """Outgoing data queued per channel beyond the peer's window. OpenSSH stops
     reading from the program while its buffer exceeds the peer's window; ptycore
     leaves the reading to the adapter and refuses data past this cap instead."""
+    auto_consume: bool = True
+    """Whether received data counts as consumed as soon as it is handed over. Turn
+    it off to pace the peer by the application: call :meth:`Connection.consume`
+    once the data is really used (h2's ``acknowledge_received_data``)."""
     session_policy: SessionPolicy = field(default_factory=SessionPolicy)
     """Rules for server session channels."""
 
@@ -259,6 +266,7 @@ class _Channel:
         "send_window",
         "sent",
         "session",
+        "unconsumed",
     )
 
     def __init__(self, local_id: int, session: ServerSession | ClientSession) -> None:
@@ -269,7 +277,8 @@ class _Channel:
         self.recv_window = 0
         self.recv_window_max = 0
         self.recv_max_packet = 0
-        self.consumed = 0
+        self.consumed = 0  # consumed, not yet given back in a WINDOW_ADJUST
+        self.unconsumed = 0  # handed to the application, not yet consumed
         self.excess = 0
         self.send_window = 0
         self.send_max_packet = 0
@@ -359,6 +368,23 @@ class Connection:
         else:
             raise ValueError("clients send no extended data (RFC 4254 5.2)")
         self._sync(channel)
+
+    def consume(self, channel_id: int, size: int) -> None:
+        """Say that ``size`` bytes of received data were used (``auto_consume`` off).
+
+        The peer's window grows again by what is consumed. A channel that is gone is
+        ignored: nothing more arrives on it.
+        """
+        if self._config.auto_consume:
+            raise ValueError("consume() is for ConnectionConfig(auto_consume=False)")
+        channel = self._channels.get(channel_id)
+        if channel is None:
+            return
+        if not 0 <= size <= channel.unconsumed:
+            raise ValueError(f"channel {channel_id}: {size} bytes, {channel.unconsumed} received")
+        channel.unconsumed -= size
+        channel.consumed += size
+        self._adjust_window(channel)
 
     def open_session(self) -> int:
         """Client: open a session channel; :class:`ChannelOpened` follows."""
@@ -570,8 +596,11 @@ class Connection:
         if isinstance(event, ChannelWritable):
             return [event]
         if isinstance(event, DataReceived):
-            channel.consumed += len(event.data)
-            self._adjust_window(channel)
+            if self._config.auto_consume:
+                channel.consumed += len(event.data)
+                self._adjust_window(channel)
+            else:
+                channel.unconsumed += len(event.data)
             return [
                 ChannelDataReceived(
                     channel_id=channel_id, data=event.data, data_type=event.data_type
