@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import shutil
 import socket
 import subprocess
@@ -71,6 +72,12 @@ def _serve(listener: socket.socket, transport: Transport, action: Action, served
     except OSError as error:
         served.error = error
         return
+    _serve_connection(conn, transport, action, served)
+
+
+def _serve_connection(
+    conn: socket.socket, transport: Transport, action: Action, served: Served
+) -> None:
     with conn:
         conn.settimeout(TIMEOUT)
         try:
@@ -398,3 +405,66 @@ def test_client_against_paramiko_server(
             conn.close()
     events, offered = result["out"]
     check_client_events(events, offered, kex, cipher)
+
+
+# --- ssh-audit ----------------------------------------------------------------------------
+
+
+@contextmanager
+def serving_many(host_keys: list[HostKey]) -> Iterator[int]:
+    """Serve every connection with the default configuration until the block ends."""
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(0.1)
+
+        def accept() -> None:
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                transport = Transport(Role.SERVER, host_keys=host_keys)
+                thread = threading.Thread(
+                    target=_serve_connection,
+                    args=(conn, transport, goodbye_on_service_request, Served()),
+                )
+                thread.start()
+                threads.append(thread)
+
+        acceptor = threading.Thread(target=accept)
+        acceptor.start()
+        try:
+            yield listener.getsockname()[1]
+        finally:
+            stop.set()
+            acceptor.join(TIMEOUT)
+            for thread in threads:
+                thread.join(TIMEOUT)
+
+
+@pytest.mark.skipif(shutil.which("ssh-audit") is None, reason="ssh-audit is not installed")
+def test_ssh_audit_finds_no_failure(host_keys: list[HostKey]) -> None:
+    # RSA at the default 3072 bits: ssh-audit warns about 2048.
+    with serving_many([host_keys[0], HostKey.generate("ssh-rsa")]) as port:
+        result = subprocess.run(
+            ["ssh-audit", "--skip-rate-test", "-j", "-p", str(port), "127.0.0.1"],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+    report = json.loads(result.stdout)
+    assert report["cves"] == []
+    assert report["recommendations"] == {}
+    notes = {
+        entry["algorithm"]: entry.get("notes", {})
+        for section in ("kex", "key", "enc", "mac")
+        for entry in report[section]
+    }
+    assert "mlkem768x25519-sha256" in notes
+    assert not [name for name, note in notes.items() if note.get("fail")]
+    # Warnings only where current clients need the algorithm (see docs/transport.rst).
+    warned = {name for name, note in notes.items() if note.get("warn")}
+    assert warned <= {"curve25519-sha256", "curve25519-sha256@libssh.org"}
+    assert "properly supports the strict key exchange" in " ".join(report["additional_notes"])
