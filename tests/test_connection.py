@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ptycore import ProtocolError
 from ptycore._wire import Reader, encode_boolean, encode_string, encode_text, encode_uint32
@@ -392,3 +394,47 @@ def test_manual_consumption_paces_the_peer() -> None:
     conn.consume(5, 1)  # a channel that is gone: ignored
     with pytest.raises(ValueError, match="auto_consume"):
         opened_server().consume(0, 1)
+
+
+@given(
+    window=st.integers(0, 100_000),
+    packet=st.integers(1, 40_000),
+    operations=st.lists(
+        st.tuples(st.sampled_from(["send", "adjust"]), st.integers(0, 70_000)), max_size=30
+    ),
+)
+@settings(max_examples=150, deadline=None)
+def test_sending_never_exceeds_window_or_packet_size_and_keeps_order(
+    window: int, packet: int, operations: list[tuple[str, int]]
+) -> None:
+    conn = opened_server(window=window, packet=packet, max_buffered_bytes=200_000)
+    queued = bytearray()
+    sent = bytearray()
+    allowed = window
+    counter = 0
+
+    def drain() -> None:
+        for payload in conn.payloads_to_send():
+            assert payload[0] == 0x5E
+            reader = Reader(payload, 5)
+            data = reader.string("data")
+            assert 0 < len(data) <= min(packet, 32768)
+            sent.extend(data)
+        assert len(sent) <= allowed
+
+    for operation, amount in operations:
+        if operation == "send":
+            size = min(amount, conn.writable(0))
+            chunk = bytes((counter + i) % 251 for i in range(size))
+            counter += size
+            conn.send_data(0, chunk)
+            queued.extend(chunk)
+        else:
+            conn.receive_payload(b"\x5d" + u32(0) + u32(amount))
+            allowed += amount
+        drain()
+        assert bytes(sent) == bytes(queued[: len(sent)])
+    conn.receive_payload(b"\x5d" + u32(0) + u32(len(queued) + 1))
+    allowed += len(queued) + 1
+    drain()
+    assert bytes(sent) == bytes(queued)
