@@ -129,24 +129,24 @@ def verify_signature(
 class HostKey:
     """A private key that signs: a server's host key or a client's user key."""
 
-    __slots__ = ("_key", "_public_blob", "key_type")
+    __slots__ = ("_key", "_key_type", "_public_blob")
 
     def __init__(self, private_key: PrivateKey) -> None:
         self._key = private_key
         if isinstance(private_key, ed25519.Ed25519PrivateKey):
-            self.key_type = "ssh-ed25519"
+            self._key_type = "ssh-ed25519"
             raw = private_key.public_key().public_bytes_raw()
             blob = encode_string(b"ssh-ed25519") + encode_string(raw)
         elif isinstance(private_key, rsa.RSAPrivateKey):
             if not RSA_MIN_BITS <= private_key.key_size <= RSA_MAX_BITS:
                 raise ValueError(f"RSA keys must have {RSA_MIN_BITS} to {RSA_MAX_BITS} bits")
-            self.key_type = "ssh-rsa"
+            self._key_type = "ssh-rsa"
             numbers = private_key.public_key().public_numbers()
             blob = encode_string(b"ssh-rsa") + encode_mpint(numbers.e) + encode_mpint(numbers.n)
         elif isinstance(private_key, ec.EllipticCurvePrivateKey) and isinstance(
             private_key.curve, ec.SECP256R1
         ):
-            self.key_type = "ecdsa-sha2-nistp256"
+            self._key_type = "ecdsa-sha2-nistp256"
             point = private_key.public_key().public_bytes(
                 serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
             )
@@ -154,7 +154,6 @@ class HostKey:
             blob += encode_string(point)
         else:
             raise ValueError(f"unsupported key: {type(private_key).__name__}")
-        #: ``key_type``: the name in the public key blob (``ssh-rsa`` for RSA).
         self._public_blob = blob
 
     @classmethod
@@ -188,6 +187,12 @@ class HostKey:
         return self._key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, encryption
         )
+
+    @property
+    def key_type(self) -> str:
+        """The name in the public key blob: ``ssh-ed25519``, ``ssh-rsa`` (for both RSA
+        signature algorithms) or ``ecdsa-sha2-nistp256``."""
+        return self._key_type
 
     @property
     def public_blob(self) -> bytes:
