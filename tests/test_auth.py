@@ -31,14 +31,14 @@ SESSION_ID = bytes(range(32))
 class Ed25519Key:
     """A client key: the UserKey protocol over cryptography's Ed25519."""
 
-    algorithm = "ssh-ed25519"
+    algorithms = ("ssh-ed25519",)
 
     def __init__(self, seed: int) -> None:
         self._key = Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32)
         raw = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         self.public_blob = encode_text("ssh-ed25519") + encode_string(raw)
 
-    def sign(self, data: bytes) -> bytes:
+    def sign(self, data: bytes, algorithm: str | None = None) -> bytes:
         return encode_text("ssh-ed25519") + encode_string(self._key.sign(data))
 
 
@@ -206,7 +206,7 @@ def test_publickey_query_for_an_unknown_key_fails() -> None:
 
 
 def signed_request(key: Ed25519Key, user: str = "alice", session_id: bytes = SESSION_ID) -> bytes:
-    head = request(user, "publickey", encode_boolean(True) + encode_text(key.algorithm))
+    head = request(user, "publickey", encode_boolean(True) + encode_text(key.algorithms[0]))
     head += encode_string(key.public_blob)
     return head + encode_string(key.sign(encode_string(session_id) + head))
 

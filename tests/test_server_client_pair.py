@@ -20,7 +20,13 @@ from ptycore.connection import ChannelClosed, ChannelDataReceived, ChannelOpened
 from ptycore.requests import PtyRequest, ShellRequest, WindowSize
 from ptycore.server import ConnectionClosed, Event, ServerConfig, ServerConnection
 from ptycore.session import ExitStatusReceived, RequestAnswered, RequestReceived
-from ptycore.transport import HostKey, PayloadReceived, UnimplementedReceived, verify_signature
+from ptycore.transport import (
+    HostKey,
+    PayloadReceived,
+    TransportConfig,
+    UnimplementedReceived,
+    verify_signature,
+)
 
 HOST_KEY = HostKey.generate()
 USER_KEY = HostKey.generate()
@@ -303,3 +309,27 @@ def test_hostkeys_prove_with_a_key_the_server_lacks_fails() -> None:
         + encode_string(HOST_KEY.public_blob)
     )
     assert verify_signature("ssh-ed25519", HOST_KEY.public_blob, signature, data)
+
+
+def test_the_client_signs_rsa_with_what_server_sig_algs_allows() -> None:
+    algorithms: list[str] = []
+
+    class Recording(SimpleAuthenticator):
+        def check_public_key(self, username: str, algorithm: str, public_blob: bytes) -> bool:
+            algorithms.append(algorithm)
+            return public_blob == RSA_KEY.public_blob
+
+    transport = TransportConfig(server_sig_algs=("ssh-ed25519", "rsa-sha2-256"))
+    server = ServerConnection(
+        ServerConfig(transport=transport), Recording(), [HOST_KEY], fixed_random(3).randbytes
+    )
+    client = ClientConnection(
+        None,
+        "alice",
+        verify_host_key=lambda algorithm, blob: True,
+        keys=[RSA_KEY],
+        random=fixed_random(4).randbytes,
+    )
+    exchange(client, server)
+    assert server.authenticated
+    assert algorithms == ["rsa-sha2-256"]

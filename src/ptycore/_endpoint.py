@@ -12,6 +12,7 @@ from .auth import AuthEvent
 from .connection import Connection, ConnectionEvent
 from .transport import (
     DisconnectReceived,
+    ExtInfoReceived,
     KeyExchangeComplete,
     PayloadReceived,
     Transport,
@@ -190,7 +191,9 @@ class Endpoint(abc.ABC):
             ]
         if isinstance(event, VersionReceived | UnimplementedReceived):
             return [event]
-        return []  # ExtInfoReceived: server-sig-algs, which ClientAuth does not need
+        if isinstance(event, ExtInfoReceived):
+            self._ext_info(event)
+        return []
 
     def _payload(self, payload: bytes, sequence_number: int) -> list[Event]:
         number = payload[0]
@@ -207,6 +210,10 @@ class Endpoint(abc.ABC):
         # RFC 4253 section 11.4: numbers nobody here knows get UNIMPLEMENTED.
         self._transport.send_unimplemented(sequence_number)
         return []
+
+    @abc.abstractmethod
+    def _ext_info(self, event: ExtInfoReceived) -> None:
+        """RFC 8308 EXT_INFO from the peer."""
 
     @abc.abstractmethod
     def _key_exchange_done(self, event: KeyExchangeComplete) -> None:

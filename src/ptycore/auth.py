@@ -585,11 +585,12 @@ def _blob_type(blob: bytes) -> str | None:
 
 
 class UserKey(Protocol):
-    """A private key the client authenticates with."""
+    """A private key the client authenticates with (:class:`ptycore.transport.HostKey` is one)."""
 
     @property
-    def algorithm(self) -> str:
-        """The public key algorithm to sign with (``ssh-ed25519``, ``rsa-sha2-512``...)."""
+    def algorithms(self) -> tuple[str, ...]:
+        """The signature algorithms it can make, best first (``rsa-sha2-512``,
+        ``rsa-sha2-256`` for RSA)."""
         ...
 
     @property
@@ -597,7 +598,7 @@ class UserKey(Protocol):
         """The public key in SSH wire format."""
         ...
 
-    def sign(self, data: bytes) -> bytes:
+    def sign(self, data: bytes, algorithm: str | None = None) -> bytes:
         """A signature blob (``string algorithm, string signature``) over ``data``."""
         ...
 
@@ -641,6 +642,7 @@ class ClientAuth:
         self._step = _ClientStep.SERVICE
         self._password_tried = False
         self._kbdint_tried = False
+        self._server_sig_algs: tuple[str, ...] = ()
         self._method = "none"
         # RFC 4253 section 10: byte 5, string service name.
         self._outgoing = [bytes([MSG_SERVICE_REQUEST]) + encode_string(SERVICE_USERAUTH.encode())]
@@ -711,14 +713,15 @@ class ClientAuth:
     def _next_method(self, methods: set[str]) -> None:
         if "publickey" in methods and self._keys:
             key = self._keys.pop(0)
+            algorithm = self._algorithm_for(key)
             # RFC 4252 section 7: sign session_id + the request up to the signature.
             head = (
                 self._request_head("publickey")
                 + encode_boolean(True)
-                + encode_text(key.algorithm)
+                + encode_text(algorithm)
                 + encode_string(key.public_blob)
             )
-            signature = key.sign(encode_string(self._session_id) + head)
+            signature = key.sign(encode_string(self._session_id) + head, algorithm)
             self._method = "publickey"
             self._outgoing.append(head + encode_string(signature))
             self._step = _ClientStep.PUBLICKEY
@@ -736,6 +739,18 @@ class ClientAuth:
                 f"Permission denied ({','.join(sorted(methods))})",
                 reason=DisconnectReason.NO_MORE_AUTH_METHODS_AVAILABLE,
             )
+
+    def set_server_sig_algs(self, names: Iterable[str]) -> None:
+        """The server's ``server-sig-algs`` (RFC 8308 section 3.1, from EXT_INFO)."""
+        self._server_sig_algs = tuple(names)
+
+    def _algorithm_for(self, key: UserKey) -> str:
+        # RFC 8332 section 3.3: choose an RSA signature the server says it accepts;
+        # without EXT_INFO, the key's best.
+        for algorithm in key.algorithms:
+            if algorithm in self._server_sig_algs:
+                return algorithm
+        return key.algorithms[0]
 
     def _take_password(self) -> str | None:
         """The password, asked of the supplier once, at the moment it is needed."""

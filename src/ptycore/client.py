@@ -23,7 +23,14 @@ from .auth import AuthenticationSucceeded, Challenge, ClientAuth, UserKey
 from .connection import Connection, ConnectionConfig
 from .session import ClientSession
 from .session import Role as SessionRole
-from .transport import HostKeyVerifier, KeyExchangeComplete, Role, Transport, TransportConfig
+from .transport import (
+    ExtInfoReceived,
+    HostKeyVerifier,
+    KeyExchangeComplete,
+    Role,
+    Transport,
+    TransportConfig,
+)
 
 __all__ = ["ClientConfig", "ClientConnection", "ConnectionClosed", "Event"]
 
@@ -67,6 +74,7 @@ class ClientConnection(Endpoint):
         self._password = password
         self._respond = respond
         self._auth: ClientAuth | None = None
+        self._server_sig_algs: tuple[str, ...] = ()
 
     def open_session(self) -> int:
         """Open a session channel; :class:`~ptycore.connection.ChannelOpened` follows."""
@@ -84,6 +92,13 @@ class ClientConnection(Endpoint):
     def _start_clock(self, now: float | None) -> None:
         """A client has no login grace time."""
 
+    def _ext_info(self, event: ExtInfoReceived) -> None:
+        # RFC 8308 section 3.1: server-sig-algs, a name-list of signature algorithms.
+        names = event.extensions.get("server-sig-algs", b"")
+        self._server_sig_algs = tuple(names.decode("ascii", "replace").split(","))
+        if self._auth is not None:
+            self._auth.set_server_sig_algs(self._server_sig_algs)
+
     def _key_exchange_done(self, event: KeyExchangeComplete) -> None:
         self._auth = ClientAuth(
             self._username,
@@ -92,6 +107,7 @@ class ClientConnection(Endpoint):
             password=self._password,
             respond=self._respond,
         )
+        self._auth.set_server_sig_algs(self._server_sig_algs)
 
     def _auth_payload(self, payload: bytes) -> list[Event]:
         auth = self._auth

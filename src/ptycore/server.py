@@ -48,6 +48,7 @@ from .connection import Connection, ConnectionConfig
 from .session import Role as SessionRole
 from .session import ServerSession
 from .transport import (
+    ExtInfoReceived,
     HostKey,
     KeyExchangeComplete,
     Role,
@@ -177,6 +178,9 @@ class ServerConnection(Endpoint):
             self._grace_deadline = now + self._config.auth.login_grace_time
 
     # -- authentication ------------------------------------------------------------------
+
+    def _ext_info(self, event: ExtInfoReceived) -> None:
+        """A client's EXT_INFO names nothing a server uses (RFC 8308 section 3)."""
 
     def _key_exchange_done(self, event: KeyExchangeComplete) -> None:
         self._host_key_algorithm = event.algorithms.host_key
