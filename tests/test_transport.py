@@ -534,3 +534,15 @@ def test_ext_info_limits(host_keys: list[HostKey]) -> None:
     client._send_packet(too_many)
     with pytest.raises(ProtocolError, match="1024 extensions"):
         server.receive_data(client.data_to_send())
+
+
+def test_both_sides_start_a_rekey_at_once(host_keys: list[HostKey]) -> None:
+    client, server = connected(host_keys)
+    client.rekey()
+    server.rekey()
+    client.rekey()  # already running: nothing more is sent
+    server.send_payload(b"\x5eduring")
+    client_events, server_events = pump(client, server)
+    assert [e.initial for e in of_type(client_events, KeyExchangeComplete)] == [False]
+    assert [e.initial for e in of_type(server_events, KeyExchangeComplete)] == [False]
+    assert of_type(client_events, PayloadReceived)[0].payload == b"\x5eduring"
