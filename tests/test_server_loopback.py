@@ -412,3 +412,59 @@ def test_openssh_user_certificate(tmp_path: Path) -> None:
         (tmp_path / "user-cert.pub").unlink()
         assert ssh(srv, "echo plain key", key=tmp_path / "user").returncode == 255
     assert srv.errors == [], "".join(traceback.format_exception(srv.errors[0]))
+
+
+@pytest.fixture(scope="module")
+def putty_key(keys: dict[str, Path]) -> Path:
+    if shutil.which("puttygen") is None:
+        pytest.skip("needs puttygen")
+    ppk = keys["ed25519"].with_suffix(".ppk")
+    subprocess.run(
+        ["puttygen", str(keys["ed25519"]), "-O", "private", "-o", str(ppk)],
+        check=True,
+        capture_output=True,
+        timeout=TIMEOUT,
+    )
+    return ppk
+
+
+@pytest.mark.skipif(shutil.which("plink") is None, reason="needs PuTTY's plink")
+def test_putty_plink(server: Server, putty_key: Path) -> None:
+    """PuTTY waits for each reply before it sends more: replies must come, in order."""
+    base = ["plink", "-batch", "-ssh", "-P", str(server.port), "-l", "alice"]
+    base += ["-hostkey", server.host_key.fingerprint]
+    env = dict(os.environ, TERM="xterm")
+
+    def plink(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [*base, *args], capture_output=True, timeout=TIMEOUT, env=env, input=b"", check=False
+        )
+
+    result = plink("-i", str(putty_key), "127.0.0.1", "echo from plink")
+    assert (result.returncode, result.stdout) == (0, b"from plink\n"), result.stderr
+    result = plink("-pw", PASSWORD, "127.0.0.1", "exit 4")  # keyboard-interactive
+    assert result.returncode == 4, result.stderr
+    result = plink("-t", "-i", str(putty_key), "127.0.0.1", "pty")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"xterm 80x24\n"
+
+
+@pytest.mark.skipif(shutil.which("dbclient") is None, reason="needs Dropbear's dbclient")
+@pytest.mark.xfail(
+    strict=True,
+    reason="transport: Dropbear's correctly guessed first kex packet (first_kex_packet_follows) "
+    "is refused as 'unexpected key exchange message 30'; remove this mark once fixed",
+)
+def test_dropbear_dbclient() -> None:
+    authenticator = SimpleAuthenticator(passwords={"alice": PASSWORD})
+    with running_server(authenticator) as srv:
+        result = subprocess.run(
+            ["dbclient", "-y", "-y", "-p", str(srv.port), "alice@127.0.0.1", "echo dropbear"],
+            capture_output=True,
+            timeout=TIMEOUT,
+            env=dict(os.environ, DROPBEAR_PASSWORD=PASSWORD),
+            input=b"",
+            check=False,
+        )
+    assert srv.errors == [], "".join(traceback.format_exception(srv.errors[0]))
+    assert result.stdout == b"dropbear\n", result.stderr
