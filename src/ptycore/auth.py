@@ -476,9 +476,9 @@ class ServerAuth:
             authenticator = self._authenticator
             if not isinstance(authenticator, CertificateAuthenticator):
                 return None
-            certificate = (
-                parse_certificate(blob, self._verify) if _blob_type(blob) == (cert_type) else None
-            )
+            certificate = None
+            if _blob_type(blob) == cert_type:
+                certificate = parse_certificate(blob, self._verify)
             # auth2-pubkey.c user_cert_trusted_ca: a valid user certificate, then policy.
             if certificate is None or certificate.cert_type != USER_CERTIFICATE:
                 return None
