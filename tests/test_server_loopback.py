@@ -468,3 +468,11 @@ def test_dropbear_dbclient() -> None:
         )
     assert srv.errors == [], "".join(traceback.format_exception(srv.errors[0]))
     assert result.stdout == b"dropbear\n", result.stderr
+
+
+def test_openssh_forwarding_is_refused(server: Server, keys: dict[str, Path]) -> None:
+    """ssh -W opens a direct-tcpip channel: ADMINISTRATIVELY_PROHIBITED, as sshd without
+    AllowTcpForwarding."""
+    result = ssh(server, "-W", "127.0.0.1:9", key=keys["ed25519"], log_level="INFO")
+    assert result.returncode == 255
+    assert b"administratively prohibited" in result.stderr
