@@ -43,8 +43,10 @@ __all__ = ["ServerLimits", "serve"]
 
 logger = logging.getLogger("ptycore.anyio")
 
-READ_SIZE: Final = 65536
-"""Bytes asked of the socket at a time."""
+READ_SIZE: Final = 256 * 1024
+"""Bytes asked of the socket at a time: the transport's largest packet. Against 64 KiB,
+bulk uploads from the OpenSSH client take about half the server CPU per GiB: fewer
+loop turns, and the WINDOW_ADJUSTs of several packets leave in one send."""
 
 TCP_QUICKACK: Final[int | None] = getattr(socket, "TCP_QUICKACK", None)
 """Linux's tcp(7) option to acknowledge at once; elsewhere ACKs are left to the kernel."""
