@@ -175,7 +175,7 @@ class _Connection:
         self._core_lock = anyio.Lock()  # the core is never used by two threads at once
         self._armed: float | None = None
         self._timer_changed = anyio.Event()
-        self._soon = anyio.Event()
+        self._flush_scheduled = False
         self._tasks: anyio.abc.TaskGroup | None = None
         raw = _attribute(stream, anyio.abc.SocketAttribute.raw_socket)
         # asyncio hands out a TransportSocket wrapper, trio the socket itself.
@@ -190,7 +190,6 @@ class _Connection:
             async with anyio.create_task_group() as tasks:
                 self._tasks = tasks
                 tasks.start_soon(self._timer)
-                tasks.start_soon(self._flush_when_asked)
                 try:
                     await self._read()
                 finally:
@@ -270,15 +269,18 @@ class _Connection:
                 await self._send_bytes(data)
 
     def flush_soon(self) -> None:
-        """Have :meth:`flush` run soon (from code that cannot wait)."""
-        self._soon.set()
+        """Have :meth:`flush` run soon (from code that cannot wait: a signal's reply).
 
-    async def _flush_when_asked(self) -> None:
-        while True:
-            await self._soon.wait()
-            self._soon = anyio.Event()
-            await self.flush()
-            self._rearm()
+        A short task when needed rather than one waiting per connection: idle
+        connections stay small."""
+        if not self._flush_scheduled and self._tasks is not None:
+            self._flush_scheduled = True
+            self._tasks.start_soon(self._flush_once)
+
+    async def _flush_once(self) -> None:
+        self._flush_scheduled = False
+        await self.flush()
+        self._rearm()
 
     async def _goodbye(self) -> None:
         """On the way out: tell a client still there why (DISCONNECT BY_APPLICATION)."""
