@@ -145,18 +145,27 @@ def serve_socket(
     """Run one connection until either side closes it; its events go to ``log``."""
     app = EchoApp(conn)
     app.log = log
-    sock.settimeout(TIMEOUT)
     try:
         sock.sendall(conn.data_to_send())
         while not conn.closed:
-            data = sock.recv(65536)
-            if not data:
-                break
+            # Wait for data, or until the core's next timer (login grace, keepalive).
+            timer = conn.get_timer()
+            wait = TIMEOUT if timer is None else min(TIMEOUT, timer - time.monotonic())
+            sock.settimeout(max(wait, 0.001))
             try:
-                events = conn.receive_data(data, now=time.monotonic())
-            except ProtocolError:
-                sock.sendall(conn.data_to_send())
-                raise
+                data = sock.recv(65536)
+            except TimeoutError:
+                if timer is None or time.monotonic() < timer:
+                    raise  # nothing from the client within TIMEOUT: a hung test
+                events = conn.handle_timer(time.monotonic())
+            else:
+                if not data:
+                    break
+                try:
+                    events = conn.receive_data(data, now=time.monotonic())
+                except ProtocolError:
+                    sock.sendall(conn.data_to_send())  # the DISCONNECT
+                    raise
             app.handle(list(events))
             sock.sendall(conn.data_to_send())
             if any(isinstance(e, ConnectionClosed) for e in events):

@@ -16,7 +16,14 @@ from ptycore.auth import (
     SimpleAuthenticator,
 )
 from ptycore.client import ClientConnection
-from ptycore.connection import ChannelClosed, ChannelDataReceived, ChannelOpened, SessionEvent
+from ptycore.connection import (
+    ChannelClosed,
+    ChannelDataReceived,
+    ChannelOpened,
+    GlobalReplyReceived,
+    GlobalRequestReceived,
+    SessionEvent,
+)
 from ptycore.requests import PtyRequest, ShellRequest, WindowSize
 from ptycore.server import ConnectionClosed, Event, ServerConfig, ServerConnection
 from ptycore.session import ExitStatusReceived, RequestAnswered, RequestReceived
@@ -333,3 +340,32 @@ def test_the_client_signs_rsa_with_what_server_sig_algs_allows() -> None:
     exchange(client, server)
     assert server.authenticated
     assert algorithms == ["rsa-sha2-256"]
+
+
+def test_client_alive_keepalives_and_timeout() -> None:
+    config = ServerConfig(client_alive_interval=10.0, client_alive_count_max=2)
+    client, server = make_pair(keys=(USER_KEY,), config=config)
+    exchange(client, server)  # authenticated at now=1.0
+    assert server.get_timer() == 11.0
+    assert server.handle_timer(10.0) == []
+    assert server.data_to_send() == b""
+    assert server.handle_timer(11.0) == []
+    client_events = client.receive_data(server.data_to_send())
+    assert (
+        GlobalRequestReceived(name="keepalive@openssh.com", want_reply=True, accepted=False)
+        in client_events
+    )
+    server_events = server.receive_data(client.data_to_send(), now=12.0)
+    assert server_events == [GlobalReplyReceived(name="keepalive@openssh.com", success=False)]
+    assert server.get_timer() == 22.0  # heard from the client at 12.0
+    # The client falls silent: two unanswered keepalives, then the connection is dropped.
+    assert server.handle_timer(22.0) == []
+    assert server.handle_timer(32.0) == []
+    (closed,) = server.handle_timer(42.0)
+    assert closed == ConnectionClosed(
+        reason=DisconnectReason.BY_APPLICATION,
+        description="Timeout, client not responding",
+        by_peer=False,
+    )
+    assert server.closed
+    assert server.get_timer() is None

@@ -20,7 +20,7 @@ import pytest
 
 from loopback import TIMEOUT, Server, authorized_blob, running_server
 from ptycore.auth import AuthConfig, SimpleAuthenticator
-from ptycore.connection import GlobalRequestReceived
+from ptycore.connection import GlobalReplyReceived, GlobalRequestReceived
 from ptycore.server import ServerConfig
 from ptycore.transport import HostKey
 
@@ -54,6 +54,16 @@ def server(keys: dict[str, Path]) -> Iterator[Server]:
     with running_server(authenticator, config) as srv:
         yield srv
     assert srv.errors == [], "".join(traceback.format_exception(srv.errors[0]))
+
+
+def ssh_command(server: Server, key: Path) -> list[str]:
+    """The OpenSSH client, logging in to ``server`` by ``key``, ready for a command."""
+    return [
+        "ssh", "-F", "/dev/null", "-p", str(server.port),
+        "-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no",
+        "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+        "-i", str(key), "alice@127.0.0.1",
+    ]  # fmt: skip
 
 
 def ssh(
@@ -476,3 +486,28 @@ def test_openssh_forwarding_is_refused(server: Server, keys: dict[str, Path]) ->
     result = ssh(server, "-W", "127.0.0.1:9", key=keys["ed25519"], log_level="INFO")
     assert result.returncode == 255
     assert b"administratively prohibited" in result.stderr
+
+
+def test_openssh_answers_client_alive_keepalives(keys: dict[str, Path]) -> None:
+    """sshd's ClientAliveInterval: the server asks, the OpenSSH client answers."""
+    blob = authorized_blob(Path(f"{keys['ed25519']}.pub").read_text())
+    config = ServerConfig(client_alive_interval=0.2, client_alive_count_max=2)
+    with running_server(SimpleAuthenticator(authorized_keys={"alice": [blob]}), config) as srv:
+
+        def answers() -> int:
+            return sum(isinstance(e, GlobalReplyReceived) for e in list(srv.log))
+
+        with subprocess.Popen(
+            [*ssh_command(srv, keys["ed25519"]), "cat"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ) as process:
+            deadline = time.monotonic() + TIMEOUT
+            while answers() < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)  # polling a condition, with a deadline
+            stdout, stderr = process.communicate(b"alive\n", timeout=TIMEOUT)
+        assert answers() >= 3  # more than ClientAliveCountMax: each answer resets the count
+        assert process.returncode == 0, stderr
+        assert stdout == b"alive\n"
+    assert srv.errors == [], "".join(traceback.format_exception(srv.errors[0]))

@@ -39,7 +39,7 @@ from types import MappingProxyType
 from typing import Final, TypeAlias
 
 from ._errors import ProtocolError
-from ._wire import Reader, encode_string, encode_text, encode_uint32
+from ._wire import Reader, encode_boolean, encode_string, encode_text, encode_uint32
 from .session import (
     ClientEvent,
     ClientSession,
@@ -68,6 +68,7 @@ __all__ = [
     "Connection",
     "ConnectionConfig",
     "ConnectionEvent",
+    "GlobalReplyReceived",
     "GlobalRequestReceived",
     "OpenFailureReason",
     "SessionEvent",
@@ -224,6 +225,14 @@ class GlobalRequestReceived:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class GlobalReplyReceived:
+    """The peer answered our global request ``name`` (REQUEST_SUCCESS or FAILURE)."""
+
+    name: str
+    success: bool
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ChannelWritable:
     """The peer's window grew: ``writable`` bytes may be queued now."""
 
@@ -240,6 +249,7 @@ ConnectionEvent: TypeAlias = (
     | ChannelClosed
     | ChannelWritable
     | GlobalRequestReceived
+    | GlobalReplyReceived
 )
 
 
@@ -304,6 +314,7 @@ class Connection:
         self._channels: dict[int, _Channel] = {}
         self._outgoing: list[bytes] = []
         self._no_more_sessions = False
+        self._global_pending: collections.deque[str] = collections.deque()
 
     # -- introspection -------------------------------------------------------------------
 
@@ -386,6 +397,16 @@ class Connection:
         channel.consumed += size
         self._adjust_window(channel)
 
+    def send_global_request(self, name: str, *, want_reply: bool = True) -> None:
+        """Queue a global request without data (``keepalive@openssh.com``); a
+        :class:`GlobalReplyReceived` follows when it wants a reply."""
+        # RFC 4254 section 4: byte 80, string request name, boolean want reply.
+        self._outgoing.append(
+            bytes([MSG_GLOBAL_REQUEST]) + encode_text(name) + encode_boolean(want_reply)
+        )
+        if want_reply:
+            self._global_pending.append(name)
+
     def open_session(self) -> int:
         """Client: open a session channel; :class:`ChannelOpened` follows."""
         if self._role is not Role.CLIENT:
@@ -412,6 +433,11 @@ class Connection:
         reader = Reader(payload, 1)
         if number == MSG_GLOBAL_REQUEST:
             return [self._global_request(reader)]
+        if number in (MSG_REQUEST_SUCCESS, MSG_REQUEST_FAILURE) and self._global_pending:
+            # RFC 4254 section 4: replies come in the order of the requests. A success
+            # may carry request-specific data, which none of ours expects.
+            name = self._global_pending.popleft()
+            return [GlobalReplyReceived(name=name, success=number == MSG_REQUEST_SUCCESS)]
         if number == MSG_CHANNEL_OPEN:
             return self._channel_open(reader)
         if MSG_CHANNEL_OPEN_CONFIRMATION <= number <= MSG_CHANNEL_FAILURE:  # 91-100

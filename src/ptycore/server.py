@@ -44,7 +44,7 @@ from ._endpoint import (
 from ._errors import DisconnectReason, ProtocolError
 from ._wire import Reader, encode_boolean, encode_string, encode_text
 from .auth import SERVICE_USERAUTH, AuthConfig, AuthenticationSucceeded, Authenticator, ServerAuth
-from .connection import Connection, ConnectionConfig
+from .connection import Connection, ConnectionConfig, GlobalReplyReceived
 from .session import Role as SessionRole
 from .session import ServerSession
 from .transport import (
@@ -64,6 +64,7 @@ MSG_REQUEST_SUCCESS: Final = 81
 MSG_REQUEST_FAILURE: Final = 82
 HOSTKEYS: Final = "hostkeys-00@openssh.com"
 HOSTKEYS_PROVE: Final = "hostkeys-prove-00@openssh.com"
+KEEPALIVE: Final = "keepalive@openssh.com"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -73,6 +74,18 @@ class ServerConfig:
     transport: TransportConfig = field(default_factory=TransportConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     connection: ConnectionConfig = field(default_factory=ConnectionConfig)
+    client_alive_interval: float = 0.0
+    """sshd ``ClientAliveInterval``: after this many seconds without a byte from the
+    client, ask it ``keepalive@openssh.com``; 0 (OpenSSH's default) never asks."""
+    client_alive_count_max: int = 3
+    """sshd ``ClientAliveCountMax``: unanswered keepalives before the connection is
+    dropped (``serverloop.c`` ``client_alive_check``: "Timeout, client not responding")."""
+
+    def __post_init__(self) -> None:
+        if self.client_alive_interval < 0:
+            raise ValueError("client_alive_interval must not be negative")
+        if self.client_alive_count_max < 0:
+            raise ValueError("client_alive_count_max must not be negative")
 
 
 class ServerConnection(Endpoint):
@@ -104,6 +117,9 @@ class ServerConnection(Endpoint):
         self._host_keys = tuple(host_keys)
         self._host_key_algorithm = ""
         self._announcements: list[bytes] = []
+        self._now = 0.0 if now is None else now
+        self._alive_deadline: float | None = None
+        self._alive_outstanding = 0
         self._start_clock(now)
 
     @property
@@ -149,24 +165,52 @@ class ServerConnection(Endpoint):
 
     # -- timers --------------------------------------------------------------------------
 
+    def receive_data(self, data: bytes, *, now: float | None = None) -> list[Event]:
+        """Feed bytes from the client; see :meth:`Endpoint.receive_data
+        <ptycore._endpoint.Endpoint.receive_data>`. ``now`` also restarts the
+        client-alive timer."""
+        if now is not None:
+            self._now = now
+        events = super().receive_data(data, now=now)
+        if data and self._alive_deadline is not None:
+            self._alive_deadline = self._now + self._config.client_alive_interval
+        return events
+
     def get_timer(self) -> float | None:
-        """When :meth:`handle_timer` should next run: the login grace deadline or a rekey."""
-        timers = [t for t in (super().get_timer(), self._grace()) if t is not None]
+        """When :meth:`handle_timer` should next run: the login grace deadline, a
+        client-alive check or a rekey."""
+        timers = [t for t in (super().get_timer(), self._grace(), self._alive()) if t is not None]
         return min(timers, default=None)
 
     def handle_timer(self, now: float) -> list[Event]:
-        """Fire what is due: after ``LoginGraceTime`` without login, disconnect."""
+        """Fire what is due: after ``LoginGraceTime`` without login, or
+        ``ClientAliveCountMax`` unanswered keepalives, disconnect; send a keepalive."""
+        self._now = now
         grace = self._grace()
         if grace is not None and now >= grace and not self.closed:
             # sshd's grace_alarm_handler just exits; a DISCONNECT tells the client why.
-            description = "Timeout before authentication"
-            self.disconnect(DisconnectReason.BY_APPLICATION, description)
-            return [
-                ConnectionClosed(
-                    reason=DisconnectReason.BY_APPLICATION, description=description, by_peer=False
-                )
-            ]
+            return self._give_up("Timeout before authentication")
+        alive = self._alive()
+        if alive is not None and now >= alive:
+            if self._alive_outstanding >= self._config.client_alive_count_max:
+                # serverloop.c client_alive_check exits; the DISCONNECT costs nothing.
+                return self._give_up("Timeout, client not responding")
+            self._alive_outstanding += 1
+            self._alive_deadline = now + self._config.client_alive_interval
+            self._channels().send_global_request(KEEPALIVE)
+            self._flush()
         return super().handle_timer(now)
+
+    def _give_up(self, description: str) -> list[Event]:
+        self.disconnect(DisconnectReason.BY_APPLICATION, description)
+        return [
+            ConnectionClosed(
+                reason=DisconnectReason.BY_APPLICATION, description=description, by_peer=False
+            )
+        ]
+
+    def _alive(self) -> float | None:
+        return None if self.closed else self._alive_deadline
 
     def _grace(self) -> float | None:
         if self.authenticated or self._config.auth.login_grace_time == 0:
@@ -213,6 +257,8 @@ class ServerConnection(Endpoint):
                 self._username = event.username
                 self._connection = Connection(SessionRole.SERVER, self._config.connection)
                 self._announce_host_keys()
+                if self._config.client_alive_interval > 0:
+                    self._alive_deadline = self._now + self._config.client_alive_interval
         return events
 
     def _outgoing_auth(self) -> list[bytes]:
@@ -240,7 +286,12 @@ class ServerConnection(Endpoint):
             if reader.text("request name", 64) == HOSTKEYS_PROVE:
                 self._prove_host_keys(reader)
                 return []
-        return super()._payload(payload, sequence_number)
+        events = super()._payload(payload, sequence_number)
+        for event in events:
+            if isinstance(event, GlobalReplyReceived) and event.name == KEEPALIVE:
+                # serverloop.c server_input_keep_alive: any answer means alive.
+                self._alive_outstanding = 0
+        return events
 
     def _prove_host_keys(self, reader: Reader) -> None:
         # byte 80, string "hostkeys-prove-00@openssh.com", boolean TRUE, string blob * n;
