@@ -8,6 +8,8 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ptycore import DisconnectReason, ProtocolError
 from ptycore._wire import Reader, encode_boolean, encode_string, encode_text, encode_uint32
@@ -371,3 +373,55 @@ def test_client_asks_a_password_supplier_only_when_needed() -> None:
     events = run_pair(client, server())
     assert events[-1] == AuthenticationSucceeded(username="alice", method="password")
     assert asked == ["asked"]
+
+
+STEPS = {
+    "none": request("alice", "none"),
+    "good password": request("alice", "password", password("secret")),
+    "bad password": request("alice", "password", password("guess")),
+    "good query": request(
+        "alice",
+        "publickey",
+        encode_boolean(False) + encode_text("ssh-ed25519") + encode_string(KEY.public_blob),
+    ),
+    "bad query": request(
+        "alice",
+        "publickey",
+        encode_boolean(False) + encode_text("ssh-ed25519") + encode_string(OTHER_KEY.public_blob),
+    ),
+    "good signature": signed_request(KEY),
+    "replayed signature": signed_request(KEY, session_id=b"another session"),
+    "kbdint": request("alice", "keyboard-interactive", encode_string(b"") + encode_string(b"")),
+    "good answer": info_response("secret"),
+    "bad answer": info_response("guess"),
+}
+
+
+@given(st.lists(st.sampled_from(sorted(STEPS)), max_size=12))
+@settings(max_examples=300, deadline=None)
+def test_any_sequence_of_attempts_follows_openssh_rules(steps: list[str]) -> None:
+    """Authenticated exactly after a good credential; at most MaxAuthTries failures."""
+    srv = server()
+    failures = 0
+    kbdint_pending = False
+    for number, step in enumerate(steps, 1):
+        answer = step in ("good answer", "bad answer")
+        if answer and not kbdint_pending:
+            with pytest.raises(ProtocolError):
+                srv.receive_payload(STEPS[step])
+            return
+        expect_success = step in ("good password", "good signature", "good answer")
+        free = (step == "none" and number == 1) or step in ("good query", "kbdint")
+        if not expect_success and not free:
+            failures += 1
+        if failures >= 6:
+            with pytest.raises(ProtocolError, match="Too many"):
+                srv.receive_payload(STEPS[step])
+            return
+        srv.receive_payload(STEPS[step])
+        srv.payloads_to_send()
+        kbdint_pending = step == "kbdint"
+        assert srv.authenticated is expect_success
+        assert srv.failures == failures
+        if expect_success:
+            return
