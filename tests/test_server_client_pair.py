@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from importlib.metadata import version
 
 import pytest
 
@@ -95,6 +96,7 @@ def test_authentication_by_key(key: HostKey) -> None:
     assert AuthenticationSucceeded(username="alice", method="publickey") in server_events
     assert server.authenticated
     assert server.username == "alice"
+    assert server.peer_version == client.peer_version == "SSH-2.0-ptycore_" + version("ptycore")
     assert server.get_timer() is None  # no login grace timer once logged in
 
 

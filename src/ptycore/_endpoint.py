@@ -76,6 +76,11 @@ class Endpoint(abc.ABC):
         return self._transport.session_id
 
     @property
+    def peer_version(self) -> str | None:
+        """The peer's identification string (``SSH-2.0-OpenSSH_9.2p1 ...``), once read."""
+        return self._transport.peer_version
+
+    @property
     def closed(self) -> bool:
         """Whether the connection is over (DISCONNECT sent or received)."""
         return self._closed or self._transport.closed
