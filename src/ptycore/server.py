@@ -22,8 +22,8 @@ peer broke the protocol or ran out of attempts: DISCONNECT queued, flush and
 close), :class:`~ptycore.session.LocalProtocolError`, ``ValueError``,
 ``RuntimeError`` or :class:`~ptycore.connection.BufferFullError` from a verb (the
 application asked for something the rules forbid: nothing changed), and a
-:class:`~ptycore.ConnectionClosed` event (the peer said goodbye, or the
-login grace time ran out).
+:class:`~ptycore.ConnectionClosed` event (the peer said goodbye, the login
+grace time ran out, or the client stopped answering keepalives).
 """
 
 from __future__ import annotations
