@@ -6,13 +6,14 @@ import asyncio
 import hashlib
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import asyncssh
 import pytest
 
 from ptycore import DisconnectReason, ProtocolError
+from ptycore.auth import AuthenticationSucceeded, Challenge, Prompt
 from ptycore.client import ClientConnection, Event
 from ptycore.connection import ChannelClosed, ChannelDataReceived, ChannelOpened, SessionEvent
 from ptycore.requests import WindowSize
@@ -36,6 +37,17 @@ class _Server(asyncssh.SSHServer):
 
     def validate_password(self, username: str, password: str) -> bool:
         return username == "alice" and password == PASSWORD
+
+    def kbdint_auth_supported(self) -> bool:
+        return True
+
+    def get_kbdint_challenge(
+        self, username: str, lang: str, submethods: str
+    ) -> tuple[str, str, str, list[tuple[str, bool]]]:
+        return ("Second factor", "Type the code.", "", [("Code: ", True)])
+
+    def validate_kbdint_response(self, username: str, responses: Sequence[str]) -> bool:
+        return list(responses) == ["42"]
 
 
 async def _process(process: asyncssh.SSHServerProcess[bytes]) -> None:
@@ -192,3 +204,27 @@ def test_wrong_credentials_give_up(server: AsyncSSHServer) -> None:
     assert info.value.reason is DisconnectReason.NO_MORE_AUTH_METHODS_AVAILABLE
     client.sock.sendall(client.conn.data_to_send())  # the DISCONNECT
     client.sock.close()
+
+
+def test_keyboard_interactive(server: AsyncSSHServer) -> None:
+    challenges: list[Challenge] = []
+
+    def respond(challenge: Challenge) -> list[str]:
+        challenges.append(challenge)
+        return ["42"]
+
+    client = Client(server, respond=respond)
+    try:
+        client.until(lambda: client.conn.authenticated)
+    finally:
+        client.close()
+    assert challenges == [
+        Challenge(
+            name="Second factor",
+            instruction="Type the code.",
+            prompts=(Prompt(text="Code: ", echo=True),),
+        )
+    ]
+    assert AuthenticationSucceeded(username="alice", method="keyboard-interactive") in (
+        client.events
+    )
