@@ -172,9 +172,7 @@ class _Connection:
         self.router: SessionRouter | None = None
         self._lost = False
         self._send_lock = anyio.Lock()
-        self._core_lock = anyio.Lock()  # the core is never used by two threads at once
-        self._armed: float | None = None
-        self._timer_changed = anyio.Event()
+        self._read_scope: anyio.CancelScope | None = None
         self._flush_scheduled = False
         self._tasks: anyio.abc.TaskGroup | None = None
         raw = _attribute(stream, anyio.abc.SocketAttribute.raw_socket)
@@ -189,7 +187,6 @@ class _Connection:
         try:
             async with anyio.create_task_group() as tasks:
                 self._tasks = tasks
-                tasks.start_soon(self._timer)
                 try:
                     await self._read()
                 finally:
@@ -204,11 +201,26 @@ class _Connection:
     # -- reading ---------------------------------------------------------------------------
 
     async def _read(self) -> None:
+        """Feed the core what the socket gives; run its timer when it is due.
+
+        The core has one timer (login grace time, rekeying by time): the wait for
+        the socket ends at its deadline, which :meth:`_rearm` moves when the core
+        changed it, so no task per connection waits for it.
+        """
         await self.flush()  # our version line and KEXINIT
         while not self.core.closed and not self._lost:
-            if self.router is not None:
-                await self.router.wait_input_room()
-            data = await self._receive_bytes()
+            deadline = self.core.get_timer()
+            with anyio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
+                self._read_scope = scope
+                if self.router is not None:
+                    await self.router.wait_input_room()
+                data = await self._receive_bytes()
+            self._read_scope = None
+            if scope.cancelled_caught:
+                for event in self.core.handle_timer(anyio.current_time()):
+                    self._event(event)
+                await self.flush()
+                continue
             if data is None:
                 return
             try:
@@ -220,16 +232,15 @@ class _Connection:
             for event in events:
                 self._event(event)
             await self.flush()
-            self._rearm()
 
     async def _feed(self, data: bytes) -> list[Event]:
         now = anyio.current_time()
         if self.authenticated or not self.server.authenticate_in_thread:
             return self.core.receive_data(data, now=now)
         # ptycore.auth: a slow authenticator (bcrypt) runs with the core in a worker
-        # thread, so other connections keep being served meanwhile.
-        async with self._core_lock:
-            return await anyio.to_thread.run_sync(lambda: self.core.receive_data(data, now=now))
+        # thread, so other connections keep being served meanwhile. Nothing else uses
+        # the core before the login: no sessions, and the timer is this task's.
+        return await anyio.to_thread.run_sync(lambda: self.core.receive_data(data, now=now))
 
     def _event(self, event: Event) -> None:
         if isinstance(event, _CHANNEL_EVENTS):
@@ -265,6 +276,7 @@ class _Connection:
         """Send everything the core queued."""
         async with self._send_lock:
             data = self.core.data_to_send()
+            self._rearm()
             if data:
                 await self._send_bytes(data)
 
@@ -280,7 +292,6 @@ class _Connection:
     async def _flush_once(self) -> None:
         self._flush_scheduled = False
         await self.flush()
-        self._rearm()
 
     async def _goodbye(self) -> None:
         """On the way out: tell a client still there why (DISCONNECT BY_APPLICATION)."""
@@ -330,27 +341,11 @@ class _Connection:
     # -- the timer ------------------------------------------------------------------------------
 
     def _rearm(self) -> None:
-        if self.core.get_timer() != self._armed:
-            self._timer_changed.set()
-
-    async def _timer(self) -> None:
-        """Run the core's timer (login grace time, rekeying) on anyio's clock."""
-        while True:
-            # A new event first: a change after the read below wakes this very wait.
-            self._timer_changed = changed = anyio.Event()
-            async with self._core_lock:  # not while a worker thread runs the core
-                self._armed = deadline = self.core.get_timer()
-            with anyio.CancelScope(deadline=math.inf if deadline is None else deadline):
-                await changed.wait()
-                continue
-            async with self._core_lock:
-                events = self.core.handle_timer(anyio.current_time())
-            for event in events:
-                self._event(event)
-            await self.flush()
-            if self.core.closed and self._tasks is not None:
-                self._tasks.cancel_scope.cancel()
-                return
+        """Move the socket wait's deadline to the core's timer, if it changed."""
+        scope = self._read_scope
+        if scope is not None:
+            deadline = self.core.get_timer()
+            scope.deadline = math.inf if deadline is None else deadline
 
 
 def _address(address: Any) -> str:
