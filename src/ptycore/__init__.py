@@ -6,6 +6,7 @@ a clock or a thread: adapters move the bytes.
 """
 
 from ._errors import DisconnectReason, ProtocolError
+from ._version import __version__
 from .auth import (
     AuthConfig,
     AuthDecision,
@@ -185,6 +186,7 @@ __all__ = [
     "WindowSizePolicy",
     "X11Request",
     "XonXoffRequest",
+    "__version__",
     "encode_outgoing",
     "parse_request",
 ]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 
+from ptycore._version import __version__
 from ._kex import mlkem_available
 
 __all__ = [
@@ -45,13 +45,6 @@ PACKET_MAX_SIZE = 256 * 1024
 """OpenSSH ``packet.c`` ``PACKET_MAX_SIZE``: the largest ``packet_length`` accepted."""
 
 
-def _version() -> str:
-    try:
-        return version("ptycore")
-    except PackageNotFoundError:  # pragma: no cover (running from a bare checkout)
-        return "0"
-
-
 def _check_names(field: str, names: tuple[str, ...], known: tuple[str, ...]) -> None:
     if not names:
         raise ValueError(f"{field} must name at least one algorithm")
@@ -83,7 +76,7 @@ class TransportConfig:
     """MAC algorithms, used with the CTR ciphers (the AEAD ciphers carry their own)."""
     compression: tuple[str, ...] = COMPRESSION
     """Only ``none``: compression before encryption leaks (CRIME) and costs CPU."""
-    version: str = f"SSH-2.0-ptycore_{_version()}"
+    version: str = f"SSH-2.0-ptycore_{__version__}"
     """Our identification string, without CR LF (RFC 4253 section 4.2)."""
     max_packet_size: int = PACKET_MAX_SIZE
     """Largest ``packet_length`` received or sent (OpenSSH ``PACKET_MAX_SIZE``)."""
