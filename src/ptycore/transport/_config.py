@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ptycore._version import __version__
+
 from ._kex import mlkem_available
 
 __all__ = [
