@@ -412,3 +412,31 @@ async def test_input_past_the_backlog_cap_closes_the_session() -> None:
     assert sent > MAX_INPUT_BACKLOG
     assert pair.view.order[-2:] == ["eof", "close"]
     assert outcome == ["end of input", "write refused"]
+
+
+async def test_data_that_arrived_back_to_back_comes_as_one_event() -> None:
+    gate = anyio.Event()
+    seen: list[InputEvent] = []
+
+    async def late(session: Session) -> None:
+        await gate.wait()
+        async for event in session:
+            seen.append(event)
+            if isinstance(event, EOF):
+                await session.exit(0)
+
+    async with memory_pair(late) as pair:
+        pair.start(pty=True)
+        for part in (b"one ", b"two ", b"three"):
+            pair.send(part)
+        pair.resize(WindowSize(cols=70, rows=20))
+        pair.send(b"four")
+        pair.send_eof()
+        gate.set()
+        await pair.wait_for(exited)
+    assert seen == [
+        Data(data=b"one two three"),
+        WindowChange(size=WindowSize(cols=70, rows=20)),
+        Data(data=b"four"),
+        EOF(),
+    ]
