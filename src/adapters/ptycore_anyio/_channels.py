@@ -112,6 +112,19 @@ class SessionRouter:
     refused. Applications run in ``task_group``.
     """
 
+    __slots__ = (
+        "_app",
+        "_machines",
+        "_sessions",
+        "_started",
+        "_subsystems",
+        "_task_group",
+        "_username",
+        "core",
+        "flush",
+        "flush_soon",
+    )
+
     def __init__(
         self,
         core: ChannelCore,

@@ -161,6 +161,21 @@ class _Server:
 class _Connection:
     """One client: socket in, core, socket out, one timer, the sessions' applications."""
 
+    __slots__ = (
+        "_flush_scheduled",
+        "_lost",
+        "_quickack",
+        "_read_scope",
+        "_send_lock",
+        "_tasks",
+        "authenticated",
+        "core",
+        "peer",
+        "router",
+        "server",
+        "stream",
+    )
+
     def __init__(self, server: _Server, stream: anyio.abc.SocketStream, peer: str) -> None:
         self.server = server
         self.stream = stream

@@ -151,6 +151,20 @@ class Session:
     :meth:`receive` at a time; writes from several tasks are fine.
     """
 
+    __slots__ = (
+        "_arrived",
+        "_broken",
+        "_finished",
+        "_inbox",
+        "_inbox_bytes",
+        "_link",
+        "_receiving",
+        "_room",
+        "_undecided",
+        "_username",
+        "_writable",
+    )
+
     def __init__(self, link: ChannelLink, *, username: str) -> None:
         self._link = link
         self._username = username

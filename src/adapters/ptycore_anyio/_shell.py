@@ -79,6 +79,8 @@ for it, so a tiny isolated interpreter does it in the new session."""
 class _Child:
     """A running program: its pid, the fds that reach it, its wait status once reaped."""
 
+    __slots__ = ("master", "pid", "popen", "status")
+
     def __init__(self, popen: subprocess.Popen[bytes], *, master: int | None) -> None:
         self.popen = popen
         self.pid = popen.pid
