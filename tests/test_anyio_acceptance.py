@@ -7,8 +7,11 @@ gives them this module's fixtures, which start the anyio adapter instead.
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,3 +161,23 @@ def test_serve_runs_a_module_attribute_application(tmp_path: Path, backend: str)
     assert "Your terminal name is" in done.stdout
     assert done.returncode == 0
     assert (no_pty.returncode, no_pty.stdout) == (0, "You did not ask for a terminal.\n")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_serve_refuses_a_port_in_use_with_one_line(tmp_path: Path, backend: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = dict(os.environ, HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"))
+        done = subprocess.run(
+            [
+                sys.executable, "-m", "ptycore_cli", "serve", "--adapter", "anyio",
+                "--backend", backend, "--port", str(port), "--password-file", "/dev/null",
+            ],
+            capture_output=True, text=True, timeout=WAIT, env=env, check=False,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"ptycore serve: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
