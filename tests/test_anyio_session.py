@@ -440,3 +440,24 @@ async def test_data_that_arrived_back_to_back_comes_as_one_event() -> None:
         Data(data=b"four"),
         EOF(),
     ]
+
+
+async def test_two_writers_waiting_for_the_window_both_resume() -> None:
+    """stdout and stderr written from two tasks while the client is not reading."""
+    size = 3 * 1024 * 1024
+
+    async def two_pumps(session: Session) -> None:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(session.write, b"o" * size)
+            tasks.start_soon(session.write_stderr, b"e" * size)
+        await session.exit(0)
+
+    async with memory_pair(two_pumps, client_window=65536) as pair:
+        pair.hold = True
+        pair.start(pty=False)
+        await anyio.wait_all_tasks_blocked()
+        pair.release()
+        await pair.wait_for(exited)
+    assert bytes(pair.view.stdout) == b"o" * size
+    assert bytes(pair.view.stderr) == b"e" * size
+    assert pair.view.exit_status == 0

@@ -407,7 +407,9 @@ class Session:
                 return
             room = self._link.writable()
             if room == 0:
-                self._writable = writable = anyio.Event()
+                # Shared by every waiting writer (stdout and stderr pumps, say).
+                writable = self._writable or anyio.Event()
+                self._writable = writable
                 self._wake_room()  # the connection must read on, for the window adjust
                 await writable.wait()
                 continue
