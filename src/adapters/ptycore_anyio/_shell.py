@@ -36,6 +36,7 @@ import anyio.to_thread
 from ptycore.requests import ExecRequest, PtyRequest, ShellRequest
 from ptycore_common.process import (
     build_environment,
+    configure_pty,
     program_arguments,
     signal_name,
     user_shell,
@@ -192,10 +193,7 @@ class Shell:
         """A new PTY with the client's modes and size (``session.c`` ``do_exec_pty``)."""
         master, slave = os.openpty()
         try:
-            if pty.modes.applicable:  # ttymodes.c applies none of irregular modes
-                attrs = termios.tcgetattr(slave)
-                termios.tcsetattr(slave, termios.TCSANOW, pty.modes.to_termios(attrs))
-            fcntl.ioctl(slave, termios.TIOCSWINSZ, winsize(pty.size))
+            configure_pty(slave, pty)
             env = build_environment(
                 session.environment, shell=self.shell, pty=pty, tty=os.ttyname(slave)
             )

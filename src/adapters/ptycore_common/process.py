@@ -1,21 +1,30 @@
 """How the ``shell`` application starts the user's program, as ``sshd`` does.
 
-Pure decisions (which shell, which arguments, which environment, how a size is
-packed for ``TIOCSWINSZ``, how a signal is named on the wire); spawning belongs to
-each adapter's event loop.
+Decisions (which shell, which arguments, which environment, how a size is packed
+for ``TIOCSWINSZ``, how a signal is named on the wire) and the setup of a new PTY;
+spawning belongs to each adapter's event loop.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import signal
 import struct
+import termios
 from collections.abc import Mapping
 
 from ptycore.requests import ExecRequest, PtyRequest, ShellRequest, WindowSize
 
-__all__ = ["build_environment", "program_arguments", "signal_name", "user_shell", "winsize"]
+__all__ = [
+    "build_environment",
+    "configure_pty",
+    "program_arguments",
+    "signal_name",
+    "user_shell",
+    "winsize",
+]
 
 
 def user_shell() -> str:
@@ -79,3 +88,15 @@ def winsize(size: WindowSize) -> bytes:
     65535 (OpenSSH's ``pty_change_window_size`` would truncate instead).
     """
     return struct.pack("HHHH", size.rows, size.cols, size.width_px, size.height_px)
+
+
+def configure_pty(fd: int, pty: PtyRequest) -> None:
+    """Give a new PTY the client's modes and size, as ``session.c`` ``do_exec_pty`` does.
+
+    Modes that OpenSSH would not apply (``ttymodes.c`` ``tty_parse_modes`` gives up
+    on an opcode of 160 or more, or bytes after ``TTY_OP_END``) are left out, and
+    the PTY keeps its defaults, while the PTY itself is still granted.
+    """
+    if pty.modes.applicable:
+        termios.tcsetattr(fd, termios.TCSANOW, pty.modes.to_termios(termios.tcgetattr(fd)))
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, winsize(pty.size))

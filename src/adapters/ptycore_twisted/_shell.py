@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 from ptycore.requests import PtyRequest, SubsystemRequest, WindowSize
 from ptycore_common.process import (
     build_environment,
+    configure_pty,
     program_arguments,
     signal_name,
     user_shell,
@@ -108,9 +109,7 @@ class ShellProtocol(SessionProtocol):
     def _spawn_pty(self, process: _Process, pty: PtyRequest, args: list[str]) -> Any:
         master, slave = os.openpty()
         try:
-            attrs = termios.tcgetattr(slave)
-            termios.tcsetattr(slave, termios.TCSANOW, pty.modes.to_termios(attrs))
-            fcntl.ioctl(slave, termios.TIOCSWINSZ, winsize(pty.size))
+            configure_pty(slave, pty)
             tty = os.ttyname(slave)
             env = build_environment(self.transport.environment, shell=self.shell, pty=pty, tty=tty)
             spawned = self.transport.reactor.spawnProcess(
