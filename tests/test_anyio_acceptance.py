@@ -15,9 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncssh
 import pytest
-from asyncssh.packet import String, UInt32
 
 import test_twisted_bad_peers as bad_peers
 import test_twisted_openssh as openssh
@@ -95,6 +93,9 @@ test_unknown_request_with_want_reply_gets_failure = (
     bad_peers.test_unknown_request_with_want_reply_gets_failure
 )
 test_exec_after_shell_is_refused = bad_peers.test_exec_after_shell_is_refused
+test_malformed_pty_req_disconnects_with_protocol_error = (
+    bad_peers.test_malformed_pty_req_disconnects_with_protocol_error
+)
 test_second_pty_req_disconnects_as_openssh_does = (
     bad_peers.test_second_pty_req_disconnects_as_openssh_does
 )
@@ -107,18 +108,6 @@ test_long_terminal_name_gets_what_the_session_machine_decides = (
 test_client_vanishing_mid_session_leaves_nothing_behind = (
     bad_peers.test_client_vanishing_mid_session_leaves_nothing_behind
 )
-
-
-def test_malformed_pty_req_disconnects_with_protocol_error(server: Server) -> None:
-    """As the Twisted check, except for the DISCONNECT's text: ServerConnection sends
-    the ProtocolError's message ("truncated: rows needs 4 bytes, 0 left"), the
-    Twisted adapter ``str(error)``, which also names the request type."""
-    truncated = [String(b"xterm"), UInt32(80)]
-    reason = bad_peers.expect_disconnect(server, (b"pty-req", truncated))
-    assert isinstance(reason, asyncssh.DisconnectError)
-    assert reason.code == bad_peers.PROTOCOL_ERROR
-    assert "rows" in reason.reason
-    bad_peers.run(bad_peers.still_serving(server))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -243,7 +243,7 @@ class Endpoint(abc.ABC):
 
     def _fail(self, error: ProtocolError) -> None:
         if not self._transport.closed:
-            self._transport.disconnect(error.reason, error.message)
+            self._transport.disconnect(error.reason, str(error))  # names request, field, offset
         self._closed = True
 
 
