@@ -76,6 +76,9 @@ class ServerChannels:
     def send_stderr(self, channel_id: int, data: bytes) -> None:
         self.connection.send_data(channel_id, data, 1)
 
+    def consume_data(self, channel_id: int, size: int) -> None:
+        self.connection.consume(channel_id, size)
+
 
 class MemoryPair:
     """A client connection layer talking to an anyio application in memory."""
@@ -90,7 +93,9 @@ class MemoryPair:
         subsystems: tuple[str, ...] = (),
     ) -> None:
         policy = SessionPolicy(accept_env=accept_env)
-        self.server = Connection(Role.SERVER, ConnectionConfig(session_policy=policy))
+        self.server = Connection(
+            Role.SERVER, ConnectionConfig(session_policy=policy, auto_consume=False)
+        )
         self.client = Connection(Role.CLIENT, ConnectionConfig(window_size=client_window))
         self.router = SessionRouter(
             ServerChannels(self.server),

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
+import anyio.from_thread
 import anyio.to_thread
 import asyncssh
 import bcrypt
@@ -30,7 +31,9 @@ from ptycore.server import ServerConfig
 from ptycore.session import SessionPolicy
 from ptycore.transport import HostKey
 from ptycore_anyio import (
+    EOF,
     Application,
+    Data,
     FileAuthenticator,
     ServerLimits,
     Session,
@@ -599,6 +602,50 @@ async def test_a_client_that_sends_everything_before_reading_gets_it_all_back(
     async with running(echo, keys) as server:
         echoed = await in_asyncio(client)
     assert hashlib.sha256(echoed).digest() == hashlib.sha256(data).digest()
+
+
+async def test_a_slow_application_blocks_a_fast_asyncssh_clients_writes(keys: Keys) -> None:
+    """The client's window reopens only as the application reads: until then its
+    send window stays at 0, its writes wait in its own buffer, and the server holds
+    at most one window of input."""
+    data = os.urandom(16 * 1024 * 1024)
+    window = ConnectionConfig().window_size
+    gate = anyio.Event()
+    sessions: list[Session] = []
+
+    async def slow(session: Session) -> None:
+        sessions.append(session)
+        await gate.wait()
+        digest = hashlib.sha256()
+        async for event in session:
+            if isinstance(event, Data):
+                digest.update(event.data)
+            elif isinstance(event, EOF):
+                break
+        await session.write(digest.digest())
+        await session.exit(0)
+
+    async def client() -> tuple[int, int, bytes]:
+        conn = await asyncssh_connect(server)
+        async with conn:
+            process = await conn.create_process(encoding=None)
+            process.stdin.write(data)
+            channel: Any = process.channel
+            while channel._send_window > 0:  # AsyncSSH has no accessor
+                await asyncio.sleep(0.01)  # until the window is used up; bounded by WAIT
+            waiting = channel.get_write_buffer_size()
+            buffered = anyio.from_thread.run_sync(lambda: sessions[0].input_buffered)
+            anyio.from_thread.run_sync(gate.set)
+            process.stdin.write_eof()
+            digest = await process.stdout.readexactly(32)
+            await process.wait()
+        return waiting, buffered, bytes(digest)
+
+    async with running(slow, keys) as server:
+        waiting, buffered, digest = await in_asyncio(client)
+    assert waiting >= len(data) - 2 * window  # the client's writes were held back
+    assert 0 < buffered <= window  # the server held one window at most
+    assert digest == hashlib.sha256(data).digest()
 
 
 @pytest.mark.parametrize("cipher", ["aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com"])

@@ -23,8 +23,6 @@ from ._channels import Application
 from ._server import ServerLimits, serve
 from ._session import (
     EOF,
-    MAX_INPUT_BACKLOG,
-    MAX_INPUT_BUFFER,
     Break,
     Data,
     InputEvent,
@@ -36,8 +34,6 @@ from ._shell import Shell, shell
 
 __all__ = [
     "EOF",
-    "MAX_INPUT_BACKLOG",
-    "MAX_INPUT_BUFFER",
     "Application",
     "Break",
     "Data",

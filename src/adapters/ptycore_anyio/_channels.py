@@ -72,6 +72,10 @@ class ChannelCore(Protocol):
         """Queue extended data of type 1 (stderr) on a channel."""
         ...
 
+    def consume_data(self, channel_id: int, size: int) -> None:
+        """Give back window for received bytes now used (``auto_consume`` off)."""
+        ...
+
 
 class _Link:
     """A :class:`~ptycore_anyio.Session`'s way to its channel."""
@@ -95,6 +99,10 @@ class _Link:
             self._core.send_data(self._channel_id, data)
         else:  # the session sends only stderr (RFC 4254 5.2: the one type defined)
             self._core.send_stderr(self._channel_id, data)
+
+    def consume(self, size: int) -> None:
+        self._core.consume_data(self._channel_id, size)  # a channel that is gone is ignored
+        self._router.flush_soon()
 
     async def flush(self) -> None:
         await self._router.flush()
@@ -169,9 +177,12 @@ class SessionRouter:
             self._session_event(event.channel_id, session, event.event)
         elif isinstance(event, ChannelDataReceived):
             # RFC 4254 5.2: no extended data type is defined from client to server;
-            # the machine took it, and there is nothing to hand it to.
+            # the machine took it, and there is nothing to hand it to: its window is
+            # given back at once (the connection flushes after every read).
             if event.data_type is None:
                 session.deliver(Data(data=event.data))
+            else:
+                self.core.consume_data(event.channel_id, len(event.data))
         elif isinstance(event, ChannelEOFReceived):
             session.deliver(EOF())
         elif isinstance(event, ChannelWritable):
@@ -182,11 +193,6 @@ class SessionRouter:
             del self._machines[event.channel_id]
             self._started.discard(event.channel_id)
             session.channel_closed()
-
-    async def wait_input_room(self) -> None:
-        """Wait until every application took enough of its input (TCP backpressure)."""
-        for session in self.sessions:
-            await session.wait_input_room()
 
     def connection_lost(self) -> None:
         """The connection is gone: every session is closed."""

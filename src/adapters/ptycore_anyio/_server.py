@@ -17,7 +17,7 @@ import math
 import secrets
 import socket
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import anyio
@@ -116,7 +116,10 @@ class _Server:
         self.app = app
         self.host_keys = list(host_keys)
         self.authenticator = authenticator
-        self.config = config
+        # Flow control end to end: a channel's window reopens only as its application
+        # takes the input (Session.receive), as sshd's does as it writes to the program.
+        base = config or ServerConfig()
+        self.config = replace(base, connection=replace(base.connection, auto_consume=False))
         self.limits = limits
         self.subsystems = frozenset(subsystems)
         self.authenticate_in_thread = authenticate_in_thread
@@ -227,8 +230,6 @@ class _Connection:
             deadline = self.core.get_timer()
             with anyio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
                 self._read_scope = scope
-                if self.router is not None:
-                    await self.router.wait_input_room()
                 data = await self._receive_bytes()
             self._read_scope = None
             if scope.cancelled_caught:
@@ -394,6 +395,10 @@ async def serve(
     ``authenticate_in_thread`` (default: the authenticator's ``blocking``
     attribute) runs the core in a worker thread until the user is logged in, for
     authenticators that block (bcrypt, PAM).
+
+    ``config.connection.auto_consume`` is always turned off: a channel's window
+    reopens as its application calls :meth:`Session.receive`, so a slow
+    application slows its client down and holds at most one window of input.
     """
     if not host_keys:
         raise ValueError("serve needs at least one host key")

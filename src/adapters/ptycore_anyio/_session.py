@@ -5,15 +5,15 @@ or subsystem request was granted, with the PTY and the environment settled. Inpu
 comes as typed events from :meth:`Session.receive` (or ``async for``): data, window
 changes, signals, breaks and EOF all arrive in the order the client sent them, so a
 resize never interrupts a pending read the way AsyncSSH's ``read()`` raises
-``TerminalSizeChanged``. Output awaits the client's window: a client that stops
-reading slows the application down instead of filling the server's memory.
+``TerminalSizeChanged``. Flow control runs end to end, as in sshd: output awaits
+the client's window, so a client that stops reading slows the application down;
+the client's window grows only as the application takes its input, so an
+application that stops reading slows the client down.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol, TypeAlias
@@ -21,12 +21,10 @@ from typing import Final, Protocol, TypeAlias
 import anyio
 
 from ptycore.requests import PtyRequest, WindowSize
-from ptycore.session import LocalProtocolError, ProgramRequest, ServerSession
+from ptycore.session import ProgramRequest, ServerSession
 
 __all__ = [
     "EOF",
-    "MAX_INPUT_BACKLOG",
-    "MAX_INPUT_BUFFER",
     "Break",
     "ChannelLink",
     "Data",
@@ -35,21 +33,6 @@ __all__ = [
     "Signal",
     "WindowChange",
 ]
-
-logger = logging.getLogger("ptycore.anyio")
-
-MAX_INPUT_BUFFER: Final = 2 * 1024 * 1024
-"""Input bytes a session holds for an application that is not reading. Above it the
-connection stops reading its socket, so TCP slows the client down (the core grants
-channel window as data arrives; OpenSSH's ``CHAN_SES_WINDOW_DEFAULT`` is the same
-2 MiB). Not while the application waits for the client's window: the client's
-WINDOW_ADJUST must get through, or both sides would wait for each other."""
-
-MAX_INPUT_BACKLOG: Final = 16 * 1024 * 1024
-"""Hard cap on input held for an application that waits for a client that does not
-read: past it the session is closed, as the Twisted adapter closes a session whose
-output passes its ``MAX_OUTPUT_BUFFER``. sshd never needs one: it grants window only
-as its program reads; ptycore's connection layer grants it on arrival."""
 
 MAX_DATA_EVENT: Final = 256 * 1024
 """Largest :class:`Data` event made by joining data that arrived back to back."""
@@ -135,6 +118,11 @@ class ChannelLink(Protocol):
         """Queue data that fits in :meth:`writable`."""
         ...
 
+    def consume(self, size: int) -> None:
+        """The application took ``size`` received bytes: the client may send more
+        (a WINDOW_ADJUST once enough is taken), sent soon without waiting."""
+        ...
+
     async def flush(self) -> None:
         """Send what the connection has queued, now."""
         ...
@@ -159,7 +147,6 @@ class Session:
         "_inbox_bytes",
         "_link",
         "_receiving",
-        "_room",
         "_undecided",
         "_username",
         "_writable",
@@ -171,7 +158,6 @@ class Session:
         self._inbox: collections.deque[InputEvent] = collections.deque()
         self._inbox_bytes = 0
         self._arrived: anyio.Event | None = None
-        self._room: anyio.Event | None = None
         self._writable: anyio.Event | None = None
         self._undecided: Signal | Break | None = None
         self._receiving = False
@@ -232,9 +218,10 @@ class Session:
         if isinstance(event, Data):
             event = self._join(event)
             self._inbox_bytes -= len(event.data)
-            if self._room is not None and self._inbox_bytes <= MAX_INPUT_BUFFER:
-                self._room.set()
-                self._room = None
+            # The client's window grows by what the application took, not by what
+            # arrived (session.c: sshd adjusts as it writes to the program), so the
+            # inbox holds at most one window (ConnectionConfig.window_size).
+            self._link.consume(len(event.data))
         elif isinstance(event, Signal | Break):
             self._undecided = event
         return event
@@ -320,23 +307,14 @@ class Session:
 
     @property
     def input_buffered(self) -> int:
-        """Data bytes received and not yet taken by the application."""
+        """Data bytes received and not yet taken by the application: at most the
+        channel's receive window, which reopens only as the application reads."""
         return self._inbox_bytes
-
-    async def wait_input_room(self) -> None:
-        """Return once the application took enough input to go below
-        :data:`MAX_INPUT_BUFFER`, or waits for the client's window itself."""
-        while self._inbox_bytes > MAX_INPUT_BUFFER and not self.closed and self._writable is None:
-            self._room = room = anyio.Event()
-            await room.wait()
 
     def deliver(self, event: InputEvent) -> None:
         """Queue an input event for the application."""
         if isinstance(event, Data):
             self._inbox_bytes += len(event.data)
-            if self._inbox_bytes > MAX_INPUT_BACKLOG and not self.closed:
-                self._overflow()
-                return
         self._inbox.append(event)
         self._wake_receiver()
 
@@ -351,7 +329,6 @@ class Session:
         self._broken = True
         self._wake_receiver()
         self.window_grew()
-        self._wake_room()
 
     async def finish_default(self, *, failed: bool) -> None:
         """The application returned (status 0) or raised (status 1, as Python's own
@@ -359,27 +336,6 @@ class Session:
         await self.exit(1 if failed else 0)
 
     # -- internals ----------------------------------------------------------------------
-
-    def _wake_room(self) -> None:
-        if self._room is not None:
-            self._room.set()
-            self._room = None
-
-    def _overflow(self) -> None:
-        """The client sends without reading: drop its input and close the channel."""
-        logger.warning(
-            "session: client sent %d bytes without reading the output; closing",
-            self._inbox_bytes,
-        )
-        self._inbox.clear()
-        self._inbox_bytes = 0
-        machine = self._link.machine
-        with contextlib.suppress(LocalProtocolError):  # already closing
-            if not machine.eof_sent:
-                machine.send_eof()
-            machine.close()
-        self._link.flush_soon()
-        self.channel_closed()
 
     def _wake_receiver(self) -> None:
         if self._arrived is not None:
@@ -410,7 +366,6 @@ class Session:
                 # Shared by every waiting writer (stdout and stderr pumps, say).
                 writable = self._writable or anyio.Event()
                 self._writable = writable
-                self._wake_room()  # the connection must read on, for the window adjust
                 await writable.wait()
                 continue
             chunk, data = data[:room], data[room:]
