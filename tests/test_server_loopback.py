@@ -22,7 +22,7 @@ from loopback import TIMEOUT, Server, authorized_blob, running_server
 from ptycore.auth import AuthConfig, SimpleAuthenticator
 from ptycore.connection import GlobalReplyReceived, GlobalRequestReceived
 from ptycore.server import ServerConfig
-from ptycore.transport import HostKey
+from ptycore.transport import HostKey, KeyExchangeComplete, TransportConfig
 
 PASSWORD = "correct horse battery staple"
 
@@ -460,11 +460,6 @@ def test_putty_plink(server: Server, putty_key: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("dbclient") is None, reason="needs Dropbear's dbclient")
-@pytest.mark.xfail(
-    strict=True,
-    reason="transport: Dropbear's correctly guessed first kex packet (first_kex_packet_follows) "
-    "is refused as 'unexpected key exchange message 30'; remove this mark once fixed",
-)
 def test_dropbear_dbclient() -> None:
     authenticator = SimpleAuthenticator(passwords={"alice": PASSWORD})
     with running_server(authenticator) as srv:
@@ -478,6 +473,37 @@ def test_dropbear_dbclient() -> None:
         )
     assert srv.errors == [], "".join(traceback.format_exception(srv.errors[0]))
     assert result.stdout == b"dropbear\n", result.stderr
+
+
+@pytest.mark.skipif(shutil.which("dbclient") is None, reason="needs Dropbear's dbclient")
+@pytest.mark.parametrize(
+    "kex",
+    [
+        # dbclient guesses curve25519-sha256 and ssh-ed25519 and sends its
+        # KEX_ECDH_INIT with its KEXINIT (first_kex_packet_follows).
+        ("curve25519-sha256", "curve25519-sha256@libssh.org"),  # right: the packet is used
+        ("curve25519-sha256@libssh.org", "curve25519-sha256"),  # wrong: ignored, sent again
+    ],
+)
+def test_dropbear_dbclient_first_kex_packet_guess(kex: tuple[str, ...]) -> None:
+    """RFC 4253 section 7: dbclient's guessed packet, right and wrong (the default
+    server list starts with mlkem768x25519-sha256 where available: wrong too)."""
+    authenticator = SimpleAuthenticator(passwords={"alice": PASSWORD})
+    config = ServerConfig(transport=TransportConfig(kex_algorithms=kex))
+    with running_server(authenticator, config) as srv:
+        result = subprocess.run(
+            ["dbclient", "-y", "-y", "-p", str(srv.port), "alice@127.0.0.1", "echo guessed"],
+            capture_output=True,
+            timeout=TIMEOUT,
+            env=dict(os.environ, DROPBEAR_PASSWORD=PASSWORD),
+            input=b"",
+            check=False,
+        )
+    assert srv.errors == [], "".join(traceback.format_exception(srv.errors[0]))
+    assert result.stdout == b"guessed\n", result.stderr
+    [done] = [e for e in srv.log if isinstance(e, KeyExchangeComplete)]
+    assert done.algorithms.kex == "curve25519-sha256"
+    assert done.algorithms.strict_kex
 
 
 def test_openssh_forwarding_is_refused(server: Server, keys: dict[str, Path]) -> None:

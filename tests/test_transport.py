@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import paramiko
 import pytest
 from asyncssh.kex import Kex
+from cryptography.hazmat.primitives.asymmetric import x25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +34,7 @@ from ptycore.transport import (
     TransportEvent,
     UnimplementedReceived,
     VersionReceived,
+    verify_signature,
 )
 from ptycore.transport._kex import derive_key
 
@@ -303,10 +305,14 @@ def test_garbage_queues_disconnect_before_the_error(
         server.send_payload(b"\x5e")
 
 
-def kexinit(kex: tuple[str, ...], first_kex_follows: bool = False) -> bytes:
+def kexinit(
+    kex: tuple[str, ...],
+    first_kex_follows: bool = False,
+    host_key_algorithms: tuple[str, ...] = ("ssh-ed25519",),
+) -> bytes:
     lists = [
         kex,
-        ("ssh-ed25519",),
+        host_key_algorithms,
         ("aes128-ctr",),
         ("aes128-ctr",),
         ("hmac-sha2-256-etm@openssh.com",),
@@ -358,6 +364,111 @@ def test_wrong_guess_is_skipped(host_keys: list[HostKey]) -> None:
     guessed = plain_packet(b"\x1e" + encode_string(bytes(32)))  # would fail if used
     assert server.receive_data(plain_packet(kexinit(offer, True)) + guessed) == []
     assert not server.closed
+
+
+def plain_payloads(data: bytes) -> list[bytes]:
+    """The payloads of unencrypted packets (a version line first is skipped)."""
+    if data.startswith(b"SSH-"):
+        data = data[data.index(b"\n") + 1 :]
+    payloads = []
+    while data:
+        length, padding = struct.unpack(">IB", data[:5])
+        payloads.append(data[5 : 4 + length - padding])
+        data = data[4 + length :]
+    return payloads
+
+
+GUESS_CASES = {
+    # (client kex list, client host key list, server kex list): is the guess right?
+    "right": (("curve25519-sha256",), ("ssh-ed25519",), ("curve25519-sha256",), True),
+    # Dropbear against the default server: the negotiation picks the client's guess,
+    # but the server's first choice differs, so both sides call the guess wrong.
+    "wrong kex": (
+        ("curve25519-sha256",),
+        ("ssh-ed25519",),
+        ("curve25519-sha256@libssh.org", "curve25519-sha256"),
+        False,
+    ),
+    "wrong host key": (
+        ("curve25519-sha256",),
+        ("rsa-sha2-256", "ssh-ed25519"),
+        ("curve25519-sha256",),
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", GUESS_CASES)
+def test_first_kex_packet_follows(host_keys: list[HostKey], case: str) -> None:
+    """RFC 4253 section 7: a right guess is the first kex packet; after a wrong one
+    exactly one packet is ignored and the client's next KEX_ECDH_INIT is used. The
+    client here is scripted from the RFCs, and the guess arrives with the version and
+    KEXINIT before the server's own KEXINIT was read."""
+    client_kex, client_host_keys, server_kex, right = GUESS_CASES[case]
+    server = Transport(
+        Role.SERVER,
+        TransportConfig(kex_algorithms=server_kex),
+        host_keys=host_keys[:1],
+        random=fixed_random(2),
+    )
+    version = b"SSH-2.0-Guesser"
+    i_c = kexinit((*client_kex, "kex-strict-c-v00@openssh.com"), True, client_host_keys)
+    private = x25519.X25519PrivateKey.generate()
+    q_c = private.public_key().public_bytes_raw()
+    real = plain_packet(b"\x1e" + encode_string(q_c))
+    # A wrong guess carries a public value that would end the exchange if it were used.
+    guessed = real if right else plain_packet(b"\x1e" + encode_string(bytes(32)))
+    events = server.receive_data(version + b"\r\n" + plain_packet(i_c) + guessed)
+    assert events == [VersionReceived(version=version.decode())]
+    out = server.data_to_send()
+    if not right:
+        assert [p[0] for p in plain_payloads(out)] == [20]  # its KEXINIT, no reply yet
+        assert server.receive_data(real) == []
+        out += server.data_to_send()
+    i_s, reply, newkeys = plain_payloads(out)
+    assert (i_s[0], newkeys) == (20, b"\x15")
+    # RFC 8731 section 3: byte 31, string K_S, string Q_S, string signature; the
+    # signature covers H = SHA-256(V_C, V_S, I_C, I_S, K_S, Q_C, Q_S, K).
+    reader = Reader(reply, 1)
+    k_s, q_s, signature = (reader.string(f) for f in ("K_S", "Q_S", "signature"))
+    shared = private.exchange(x25519.X25519PublicKey.from_public_bytes(q_s))
+    exchange_hash = hashlib.sha256(
+        encode_string(version)
+        + encode_string(TransportConfig().version.encode())
+        + encode_string(i_c)
+        + encode_string(i_s)
+        + encode_string(k_s)
+        + encode_string(q_c)
+        + encode_string(q_s)
+        + encode_mpint(int.from_bytes(shared, "big"))
+    ).digest()
+    assert verify_signature("ssh-ed25519", k_s, signature, exchange_hash)
+    [done] = server.receive_data(plain_packet(b"\x15"))
+    assert isinstance(done, KeyExchangeComplete)
+    assert done.session_id == exchange_hash
+    assert done.algorithms.kex == "curve25519-sha256"
+    assert done.algorithms.strict_kex
+    assert not server.closed
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_only_a_kex_message_may_follow_a_wrong_guess_with_strict_kex(
+    host_keys: list[HostKey], strict: bool
+) -> None:
+    """OpenSSH PROTOCOL 1.9: the ignored packet is no loophole for an IGNORE (or any
+    other message) in a strict initial exchange; without strict kex it is ignored."""
+    server = server_after_version(host_keys)
+    # A guess of a method the server lacks.
+    offer = ("diffie-hellman-group14-sha256", *(STRICT if strict else STRICT[:1]))
+    assert server.receive_data(plain_packet(kexinit(offer, True))) == []
+    ignore = plain_packet(b"\x02" + encode_string(b""))
+    if strict:
+        with pytest.raises(ProtocolError, match="strict KEX violation: unexpected message 2"):
+            server.receive_data(ignore)
+        assert server.closed
+    else:
+        assert server.receive_data(ignore) == []
+        assert not server.closed
 
 
 def test_unknown_transport_message_gets_unimplemented(host_keys: list[HostKey]) -> None:

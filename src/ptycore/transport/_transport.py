@@ -156,6 +156,9 @@ _EXPECTED: Final = {
 }
 # All a strict initial exchange may receive (OpenSSH PROTOCOL 1.9), besides DISCONNECT.
 _KEX_MESSAGES: Final = frozenset({MSG_KEXINIT, MSG_NEWKEYS, MSG_KEX_ECDH_INIT, MSG_KEX_ECDH_REPLY})
+# RFC 4250 section 4.1.2: numbers 30-49 belong to the key exchange method, so a
+# guessed first kex packet of any method is one of them.
+_KEX_METHOD_MESSAGES: Final = range(30, 50)
 
 
 class _KexRun:
@@ -543,8 +546,12 @@ class Transport:
         number = payload[0]
         kex = self._kex
         if kex is not None and kex.ignore_next:
-            # RFC 4253 section 7: a wrongly guessed first kex packet is ignored.
+            # RFC 4253 section 7: the packet after a wrongly guessed KEXINIT is ignored,
+            # exactly one. Strict kex (OpenSSH PROTOCOL 1.9) allows only a key exchange
+            # method message there in the initial exchange.
             kex.ignore_next = False
+            if self._strict and self._host_key_blob is None and number not in _KEX_METHOD_MESSAGES:
+                raise ProtocolError(f"strict KEX violation: unexpected message {number}")
             return
         if number == MSG_DISCONNECT:
             self._receive_disconnect(payload, events)
@@ -678,13 +685,14 @@ class Transport:
         algorithms = self._choose(client.lists, server.lists)
         kex.peer = peer
         kex.algorithms = algorithms
-        # RFC 4253 section 7: a guessed first kex packet is wrong unless both the kex and
-        # host key algorithms were the peer's first choice (OpenSSH kex.c proposals_match).
+        # RFC 4253 section 7: the peer's guess is right only when both sides list the
+        # same kex algorithm first and the same host key algorithm first (OpenSSH
+        # kex.c proposals_match); then its guessed packet is the first kex packet.
+        # Otherwise it is ignored, even when the negotiation picks the algorithm the
+        # peer guessed: the peer judges its guess by the same rule and sends its
+        # packet again (Dropbear does, unless both sides list kexguess2@matt.ucc.asn.au).
         if peer.first_kex_follows and (
-            not peer.lists[0]
-            or not peer.lists[1]
-            or peer.lists[0][0] != algorithms.kex
-            or peer.lists[1][0] != algorithms.host_key
+            peer.lists[0][:1] != ours.lists[0][:1] or peer.lists[1][:1] != ours.lists[1][:1]
         ):
             kex.ignore_next = True
         method = make_kex(algorithms.kex, self._random)
