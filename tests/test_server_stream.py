@@ -46,10 +46,7 @@ BUFFER_LIMIT = CONFIG.transport.max_packet_size + 4 + 64
 
 def make_server() -> ServerConnection:
     authenticator = SimpleAuthenticator(passwords={"u": "p"})
-    server = ServerConnection(
-        CONFIG, authenticator, [HOST_KEY], random.Random(1).randbytes, now=0.0
-    )
-    return server
+    return ServerConnection(CONFIG, authenticator, [HOST_KEY], random.Random(1).randbytes, now=0.0)
 
 
 def application(server: ServerConnection, events: Sequence[object]) -> None:
