@@ -16,7 +16,7 @@ from ptycore.auth import (
     AuthenticationSucceeded,
     SimpleAuthenticator,
 )
-from ptycore.client import ClientConnection
+from ptycore.client import ClientConfig, ClientConnection
 from ptycore.connection import (
     ChannelClosed,
     ChannelDataReceived,
@@ -30,6 +30,7 @@ from ptycore.server import ConnectionClosed, Event, ServerConfig, ServerConnecti
 from ptycore.session import ExitStatusReceived, RequestAnswered, RequestReceived
 from ptycore.transport import (
     HostKey,
+    KeyExchangeComplete,
     PayloadReceived,
     TransportConfig,
     UnimplementedReceived,
@@ -51,6 +52,7 @@ def make_pair(
     keys: tuple[HostKey, ...] = (),
     password: str | None = None,
     config: ServerConfig | None = None,
+    client_config: ClientConfig | None = None,
     seed: int = 1,
 ) -> tuple[ClientConnection, ServerConnection]:
     authenticator = SimpleAuthenticator(
@@ -61,7 +63,7 @@ def make_pair(
         config, authenticator, [HOST_KEY], fixed_random(seed).randbytes, now=0.0
     )
     client = ClientConnection(
-        None,
+        client_config,
         "alice",
         verify_host_key=lambda algorithm, blob: blob == HOST_KEY.public_blob,
         keys=keys,
@@ -220,6 +222,67 @@ def test_session_with_pty_data_both_ways_and_clean_close() -> None:
     assert closed == ConnectionClosed(
         reason=DisconnectReason.BY_APPLICATION, description="", by_peer=True
     )
+
+
+def rekeys_after_login(events: list[Event]) -> int:
+    """Key exchanges after the first, checking none came before authentication."""
+    kinds = [
+        "rekey" if isinstance(e, KeyExchangeComplete) and not e.initial else "login"
+        for e in events
+        if isinstance(e, KeyExchangeComplete | AuthenticationSucceeded)
+    ]
+    assert "rekey" not in kinds[: kinds.index("login")] if "login" in kinds else True
+    return kinds.count("rekey")
+
+
+@pytest.mark.parametrize("side", ["server", "client"])
+def test_automatic_rekeys_start_when_authentication_succeeds(side: str) -> None:
+    """``rekey_bytes`` on one side: none of its rekeys runs during authentication
+    (OpenSSH's after_authentication), though a banner larger than the budget used it
+    up; one starts as soon as the user is logged in, then one every 64 KiB of a
+    1 MiB transfer each way, and the data arrives intact."""
+    small = TransportConfig(rekey_bytes=64 * 1024)
+    config = ServerConfig(
+        transport=small if side == "server" else TransportConfig(),
+        auth=AuthConfig(banner="b" * 70_000),
+    )
+    client_config = ClientConfig(transport=small) if side == "client" else None
+    client, server = make_pair(keys=(USER_KEY,), config=config, client_config=client_config)
+    client_events, server_events = exchange(client, server)
+    assert AuthenticationSucceeded(username="alice", method="publickey") in client_events
+    assert rekeys_after_login(client_events) == rekeys_after_login(server_events) == 1
+    channel = client.open_session()
+    exchange(client, server)
+    client.session(channel).request_shell()
+    _, server_events = exchange(client, server)
+    [shell] = [e.event for e in server_events if isinstance(e, SessionEvent)]
+    assert isinstance(shell, RequestReceived)
+    server.accept_request(0, shell.handle)
+    exchange(client, server)
+    payload = random.Random(3).randbytes(1024 * 1024)
+    up, down = payload, payload[::-1]
+    got_up, got_down = hashlib.sha256(), hashlib.sha256()
+    rekeys = 0
+    while up or down:
+        # 32 KiB a turn each way, as a socket loop might write.
+        n = min(len(up), client.writable(channel), 32 * 1024)
+        client.send_data(channel, up[:n])
+        up = up[n:]
+        n = min(len(down), server.writable(0), 32 * 1024)
+        server.send_data(0, down[:n])
+        down = down[n:]
+        client_events, server_events = exchange(client, server)
+        rekeys += rekeys_after_login(server_events)
+        assert rekeys_after_login(client_events) == rekeys_after_login(server_events)
+        for event in server_events:
+            if isinstance(event, ChannelDataReceived):
+                got_up.update(event.data)
+        for event in client_events:
+            if isinstance(event, ChannelDataReceived):
+                got_down.update(event.data)
+    assert got_up.digest() == hashlib.sha256(payload).digest()
+    assert got_down.digest() == hashlib.sha256(payload[::-1]).digest()
+    assert rekeys >= 16  # 1 MiB each way, a rekey at least every 64 KiB sent or received
 
 
 def test_same_seeds_give_the_same_bytes() -> None:

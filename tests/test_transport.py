@@ -180,7 +180,23 @@ def test_rekey_by_bytes(host_keys: list[HostKey]) -> None:
         client.send_payload(b"\x5e" + bytes(16000))
     client_events, server_events = pump(client, server)
     assert len(of_type(server_events, PayloadReceived)) == 10
-    assert [e.initial for e in of_type(client_events, KeyExchangeComplete)] == [False]
+    # The fifth payload passes 64 KiB; the five held back during that rekey (80 KB)
+    # start another.
+    assert [e.initial for e in of_type(client_events, KeyExchangeComplete)] == [False, False]
+
+
+def test_payloads_held_during_a_rekey_count_towards_the_next(host_keys: list[HostKey]) -> None:
+    """OpenSSH packet.c ssh_set_newkeys: the sending budget restarts at our NEWKEYS,
+    so what was queued during the exchange and sent right after it counts."""
+    config = TransportConfig(rekey_bytes=65536)
+    client, server = connected(host_keys, client_config=config)
+    client.set_authenticated()
+    client.rekey()
+    for _ in range(10):
+        client.send_payload(b"\x5e" + bytes(16000))  # held until the client's NEWKEYS
+    client_events, server_events = pump(client, server)
+    assert len(of_type(server_events, PayloadReceived)) == 10
+    assert [e.initial for e in of_type(client_events, KeyExchangeComplete)] == [False, False]
 
 
 def test_rekey_by_time(host_keys: list[HostKey]) -> None:

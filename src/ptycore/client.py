@@ -117,6 +117,9 @@ class ClientConnection(Endpoint):
         for event in events:
             if isinstance(event, AuthenticationSucceeded) and self._connection is None:
                 self._connection = Connection(SessionRole.CLIENT, self._config.connection)
+                # Automatic rekeys (bytes, time) may start from now on, as ssh's
+                # after_authentication (packet.c ssh_packet_need_rekeying).
+                self._transport.set_authenticated()
         return events
 
     def _outgoing_auth(self) -> list[bytes]:

@@ -259,6 +259,12 @@ class ServerConnection(Endpoint):
                 self._announce_host_keys()
                 if self._config.client_alive_interval > 0:
                     self._alive_deadline = self._now + self._config.client_alive_interval
+                # Automatic rekeys (bytes, time) may start from now on, as sshd's
+                # after_authentication (packet.c ssh_packet_need_rekeying). USERAUTH_SUCCESS
+                # is queued first: OpenSSH's client drops a KEXINIT read before it
+                # (sshconnect2.c input_userauth_error).
+                self._flush()
+                self._transport.set_authenticated()
         return events
 
     def _outgoing_auth(self) -> list[bytes]:

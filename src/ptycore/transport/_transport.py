@@ -872,6 +872,13 @@ class Transport:
         if self._strict:
             # OpenSSH PROTOCOL 1.9: strict kex resets the sequence number at NEWKEYS.
             self._send_seq = 0
+        # OpenSSH packet.c ssh_set_newkeys: each direction's budget restarts with its
+        # new keys, so what was held back during the exchange counts towards the next.
+        self._send_bytes = self._send_packets = 0
+        self._rekey_limit = min(
+            _rekey_bytes(algorithms.cipher_client_to_server, self._config.rekey_bytes),
+            _rekey_bytes(algorithms.cipher_server_to_client, self._config.rekey_bytes),
+        )
         kex.sent_newkeys = True
         kex.step = _Step.NEWKEYS
         if self._role is Role.SERVER and self._ext_info_c and self._host_key_blob is None:
@@ -898,12 +905,7 @@ class Transport:
         initial = self._host_key_blob is None
         self._host_key_blob = kex.host_key
         self._kex = None
-        self._send_bytes = self._recv_bytes = 0
-        self._send_packets = self._recv_packets = 0
-        self._rekey_limit = min(
-            _rekey_bytes(algorithms.cipher_client_to_server, self._config.rekey_bytes),
-            _rekey_bytes(algorithms.cipher_server_to_client, self._config.rekey_bytes),
-        )
+        self._recv_bytes = self._recv_packets = 0
         rekey_time = self._config.rekey_time
         self._rekey_deadline = (
             self._now + rekey_time if rekey_time is not None and self._now is not None else None
