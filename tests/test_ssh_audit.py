@@ -87,9 +87,10 @@ def check_report(status: int, report: dict[str, Any]) -> None:
     assert status == WARNING  # warnings, and nothing worse
 
 
-@pytest.fixture
-def serve_anyio(tmp_path: Path) -> Iterator[int]:
-    """``ptycore serve --adapter anyio --port 0`` with a fresh default host key; the port."""
+@pytest.fixture(params=["anyio", "twisted"])
+def serve(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """``ptycore serve --adapter A --port 0`` with a fresh default host key; A and the port."""
+    adapter: str = request.param
     authorized = tmp_path / "authorized_keys"
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "user")],
@@ -98,7 +99,7 @@ def serve_anyio(tmp_path: Path) -> Iterator[int]:
     )
     authorized.write_bytes((tmp_path / "user.pub").read_bytes())
     env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
-    command = [sys.executable, "-m", "ptycore_cli", "serve", "--adapter", "anyio", "--port", "0"]
+    command = [sys.executable, "-m", "ptycore_cli", "serve", "--adapter", adapter, "--port", "0"]
     log = tmp_path / "serve.log"
     with (
         log.open("w") as stderr,
@@ -115,15 +116,32 @@ def serve_anyio(tmp_path: Path) -> Iterator[int]:
                 time.sleep(0.05)  # polling a condition, with a deadline
             first = log.read_text().splitlines()[0]
             assert "listening on 127.0.0.1:" in first, first
-            yield int(first.split("127.0.0.1:")[1].split()[0])
+            yield adapter, int(first.split("127.0.0.1:")[1].split()[0])
         finally:
             process.terminate()
             process.wait(TIMEOUT)
     assert (tmp_path / "state" / "ptycore" / "ssh_host_ed25519_key").is_file()
 
 
-def test_ptycore_serve_anyio_default_configuration(serve_anyio: int) -> None:
-    check_report(*audit(serve_anyio))
+def test_ptycore_serve_default_configuration(serve: tuple[str, int]) -> None:
+    adapter, port = serve
+    status, report = audit(port)
+    if adapter == "anyio":
+        check_report(status, report)
+        return
+    # Twisted Conch's transport: no failure either, but Conch has no strict kex, no
+    # AEAD cipher and no encrypt-then-MAC mode, which docs/serve.rst says.
+    assert notes(report, "fail") == {}
+    assert report["cves"] == []
+    assert "vulnerable to the Terrapin attack" not in json.dumps(report)
+    assert set(notes(report, "warn")) == {
+        "curve25519-sha256",
+        "curve25519-sha256@libssh.org",
+        "hmac-sha2-512",
+        "hmac-sha2-256",
+    }
+    assert report["kex"][0]["algorithm"] == "mlkem768x25519-sha256"
+    assert status == WARNING
 
 
 def test_server_connection_default_configuration() -> None:
