@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import ptycore
 from ptycore import DisconnectReason, ProtocolError
 from ptycore._wire import encode_text
 from ptycore.auth import SimpleAuthenticator
@@ -223,12 +224,6 @@ def _client_after_key_exchange(server: ServerConnection) -> Transport:
         client.receive_data(to_client)
 
 
-@pytest.mark.xfail(
-    raises=RuntimeError,
-    strict=True,
-    reason="bug: replies to payloads read with the client's DISCONNECT in one chunk "
-    "hit the closed transport (RuntimeError 'the transport is closed')",
-)
 @pytest.mark.parametrize(
     "payload",
     [b"\x05" + encode_text("ssh-userauth"), b"\xc8unknown message"],
@@ -240,5 +235,9 @@ def test_a_payload_and_the_disconnect_in_one_chunk(payload: bytes) -> None:
     assert client.session_id == server.session_id is not None
     client.send_payload(payload)
     client.disconnect(DisconnectReason.BY_APPLICATION, "bye")
-    server.receive_data(client.data_to_send(), now=1.0)
+    events = server.receive_data(client.data_to_send(), now=1.0)
     assert server.closed
+    closed = events[-1]
+    assert isinstance(closed, ptycore.ConnectionClosed)
+    assert closed.by_peer
+    assert server.data_to_send() == b""  # nothing answered to a peer that has gone

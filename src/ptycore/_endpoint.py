@@ -213,8 +213,18 @@ class Endpoint(abc.ABC):
                 raise ProtocolError(f"connection message {number} before authentication")
             return list(self._connection.receive_payload(payload))
         # RFC 4253 section 11.4: numbers nobody here knows get UNIMPLEMENTED.
-        self._transport.send_unimplemented(sequence_number)
+        if not self._transport.closed:
+            self._transport.send_unimplemented(sequence_number)
         return []
+
+    def _reply(self, payload: bytes) -> None:
+        """Queue an answer to something the peer sent.
+
+        Dropped once the peer has disconnected: the packets read in the same chunk
+        as its DISCONNECT are still reported, but answered to nobody.
+        """
+        if not self._transport.closed:
+            self._transport.send_payload(payload)
 
     @abc.abstractmethod
     def _ext_info(self, event: ExtInfoReceived) -> None:

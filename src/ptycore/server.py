@@ -247,7 +247,7 @@ class ServerConnection(Endpoint):
                     reason=DisconnectReason.SERVICE_NOT_AVAILABLE,
                 )
             self._service_accepted = True
-            self._transport.send_payload(bytes([MSG_SERVICE_ACCEPT]) + encode_text(service))
+            self._reply(bytes([MSG_SERVICE_ACCEPT]) + encode_text(service))
             return []
         if auth is None or not self._service_accepted or number == MSG_SERVICE_ACCEPT:
             raise ProtocolError(f"authentication message {number} before SERVICE_ACCEPT")
@@ -325,6 +325,6 @@ class ServerConnection(Endpoint):
             signatures.append(encode_string(key.sign(prefix + encode_string(blob), algorithm)))
         self._flush()  # replies to global requests go out in request order (RFC 4254 4)
         if ok and signatures:
-            self._transport.send_payload(bytes([MSG_REQUEST_SUCCESS]) + b"".join(signatures))
+            self._reply(bytes([MSG_REQUEST_SUCCESS]) + b"".join(signatures))
         else:
-            self._transport.send_payload(bytes([MSG_REQUEST_FAILURE]))
+            self._reply(bytes([MSG_REQUEST_FAILURE]))
