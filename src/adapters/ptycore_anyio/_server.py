@@ -169,7 +169,8 @@ class _Connection:
         "_lost",
         "_quickack",
         "_read_scope",
-        "_send_lock",
+        "_send_done",
+        "_sending",
         "_tasks",
         "authenticated",
         "core",
@@ -189,7 +190,8 @@ class _Connection:
         self.authenticated = False
         self.router: SessionRouter | None = None
         self._lost = False
-        self._send_lock = anyio.Lock()
+        self._sending = False
+        self._send_done: anyio.Event | None = None  # made only when a flush must wait
         self._read_scope: anyio.CancelScope | None = None
         self._flush_scheduled = False
         self._tasks: anyio.abc.TaskGroup | None = None
@@ -289,12 +291,28 @@ class _Connection:
     # -- writing ---------------------------------------------------------------------------
 
     async def flush(self) -> None:
-        """Send everything the core queued."""
-        async with self._send_lock:
-            data = self.core.data_to_send()
-            self._rearm()
-            if data:
+        """Send everything the core queued, in one send.
+
+        One send at a time (a socket stream takes no concurrent sends): a flush that
+        finds one under way waits for it, then sends whatever is still queued. No
+        lock per connection: an idle connection keeps no waiter queue.
+        """
+        while self._sending:
+            done = self._send_done
+            if done is None:
+                self._send_done = done = anyio.Event()
+            await done.wait()
+        data = self.core.data_to_send()
+        self._rearm()
+        if data:
+            self._sending = True
+            try:
                 await self._send_bytes(data)
+            finally:
+                self._sending = False
+                done, self._send_done = self._send_done, None
+                if done is not None:
+                    done.set()
 
     def flush_soon(self) -> None:
         """Have :meth:`flush` run soon (from code that cannot wait: a signal's reply).

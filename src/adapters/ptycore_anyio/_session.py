@@ -155,7 +155,8 @@ class Session:
     def __init__(self, link: ChannelLink, *, username: str) -> None:
         self._link = link
         self._username = username
-        self._inbox: collections.deque[InputEvent] = collections.deque()
+        # None while empty: an idle session keeps no queue (an empty deque is 760 bytes).
+        self._inbox: collections.deque[InputEvent] | None = None
         self._inbox_bytes = 0
         self._arrived: anyio.Event | None = None
         self._writable: anyio.Event | None = None
@@ -207,16 +208,16 @@ class Session:
         self._settle()
         self._receiving = True
         try:
-            while not self._inbox:
+            while (inbox := self._inbox) is None:
                 if self.closed:
                     raise anyio.EndOfStream
                 self._arrived = arrived = anyio.Event()
                 await arrived.wait()
         finally:
             self._receiving = False
-        event = self._inbox.popleft()
+        event = inbox.popleft()
         if isinstance(event, Data):
-            event = self._join(event)
+            event = self._join(event, inbox)
             self._inbox_bytes -= len(event.data)
             # The client's window grows by what the application took, not by what
             # arrived (session.c: sshd adjusts as it writes to the program), so the
@@ -224,15 +225,16 @@ class Session:
             self._link.consume(len(event.data))
         elif isinstance(event, Signal | Break):
             self._undecided = event
+        if not inbox:
+            self._inbox = None
         return event
 
-    def _join(self, first: Data) -> Data:
+    def _join(self, first: Data, inbox: collections.deque[InputEvent]) -> Data:
         """``first`` and the Data right behind it, up to :data:`MAX_DATA_EVENT` bytes.
 
         A client sends at most 32 KiB per packet; handing the application what has
         arrived in one piece saves it a write (and a wake-up) per packet.
         """
-        inbox = self._inbox
         if not inbox or not isinstance(inbox[0], Data):
             return first
         pieces = [first.data]
@@ -315,6 +317,8 @@ class Session:
         """Queue an input event for the application."""
         if isinstance(event, Data):
             self._inbox_bytes += len(event.data)
+        if self._inbox is None:
+            self._inbox = collections.deque()
         self._inbox.append(event)
         self._wake_receiver()
 

@@ -80,13 +80,14 @@ for it, so a tiny isolated interpreter does it in the new session."""
 class _Child:
     """A running program: its pid, the fds that reach it, its wait status once reaped."""
 
-    __slots__ = ("master", "pid", "popen", "status")
+    __slots__ = ("master", "output_done", "pid", "popen", "status")
 
     def __init__(self, popen: subprocess.Popen[bytes], *, master: int | None) -> None:
         self.popen = popen
         self.pid = popen.pid
         self.master = master
         self.status: int | None = None
+        self.output_done = False  # set by the supervisor once the output reached its end
         for fd in self._fds():
             os.set_blocking(fd, False)
 
@@ -217,16 +218,18 @@ class Shell:
         """Move bytes both ways until the program exits, then report its end as sshd
         does: ``exit-status``, or ``exit-signal`` with the core flag."""
         try:
+            # The output is pumped here, the input and the wait for the exit in two
+            # tasks: whichever of the output's end and the exit comes last stops the rest
+            # (no event: each task costs an idle session memory already).
             async with anyio.create_task_group() as tasks:
-                output_done = anyio.Event()
+                output = anyio.CancelScope()
                 tasks.start_soon(_input, session, child)
-                tasks.start_soon(_output, session, child, output_done)
-                await child.wait()
-                # Pipes: all output, as sshd waits for the pipes' EOF. A PTY: what is
-                # left, for as long as nothing else holds it open.
-                with anyio.move_on_after(PTY_DRAIN_GRACE if child.master is not None else None):
-                    await output_done.wait()
-                tasks.cancel_scope.cancel()
+                tasks.start_soon(_watch_exit, child, output, tasks.cancel_scope)
+                with output:
+                    await _output(session, child)
+                child.output_done = True
+                if child.status is not None:
+                    tasks.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 await child.reap()
@@ -259,7 +262,20 @@ async def _input(session: Session, child: _Child) -> None:
     child.hang_up()
 
 
-async def _output(session: Session, child: _Child, done: anyio.Event) -> None:
+async def _watch_exit(child: _Child, output: anyio.CancelScope, rest: anyio.CancelScope) -> None:
+    """Wait for the program to exit, then bound what is left of its output.
+
+    Pipes: all of it, as sshd waits for the pipes' EOF. A PTY: what is left, for
+    as long as nothing else holds it open, :data:`PTY_DRAIN_GRACE` at most.
+    """
+    await child.wait()
+    if child.output_done:
+        rest.cancel()
+    elif child.master is not None:
+        output.deadline = anyio.current_time() + PTY_DRAIN_GRACE
+
+
+async def _output(session: Session, child: _Child) -> None:
     """The program's output to the session until EOF (EIO on a PTY)."""
     try:
         if child.master is not None:
@@ -272,8 +288,6 @@ async def _output(session: Session, child: _Child, done: anyio.Event) -> None:
                     await _pump(child.popen.stdout.fileno(), session.write)
     except (anyio.BrokenResourceError, anyio.ClosedResourceError):
         child.hang_up()  # the client is gone: nobody reads the output
-    finally:
-        done.set()
 
 
 def _signal(event: Signal, child: _Child) -> None:
