@@ -49,15 +49,24 @@ __all__ = ["Shell", "shell"]
 
 logger = logging.getLogger("ptycore.anyio")
 
-READ_SIZE: Final = 65536
+READ_SIZE: Final = 256 * 1024
 """Bytes read from the PTY or a pipe at a time (OpenSSH's channel reads are 16 KiB,
-``CHAN_RBUF``; larger reads mean fewer wake-ups for bulk output)."""
+``CHAN_RBUF``; larger reads mean fewer wake-ups for bulk output, up to what a
+:data:`PIPE_SIZE` pipe holds in four)."""
 
 PTY_DRAIN_GRACE: Final = 1.0
 """Seconds the output of an exited program's PTY is still read while something
 (a background job) keeps it open. sshd stops reading the PTY when the session's
 program exits (``session.c`` ``session_close_by_pid``); the kernel has usually
 hung up the PTY's other users by then, and this only bounds the wait."""
+
+PIPE_SIZE: Final = 1 << 20
+"""Capacity asked for the program's pipes (Linux ``fcntl(2)`` ``F_SETPIPE_SZ``; 1 MiB
+is the default ``pipe-max-size``) instead of 64 KiB: a bulk transfer through ``cat``
+or ``head`` then takes one write or read per 256 KiB rather than four, with the
+loop turns between them. The kernel allocates the pages only as data fills them."""
+
+F_SETPIPE_SZ: Final[int | None] = getattr(fcntl, "F_SETPIPE_SZ", None)
 
 HANGUP_GRACE: Final = 5.0
 """Seconds a program gets to exit after SIGHUP when the client went away, before
@@ -90,6 +99,10 @@ class _Child:
         self.output_done = False  # set by the supervisor once the output reached its end
         for fd in self._fds():
             os.set_blocking(fd, False)
+        if master is None and F_SETPIPE_SZ is not None:
+            for fd in self._fds():
+                with contextlib.suppress(OSError):  # above /proc/sys/fs/pipe-max-size
+                    fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
 
     @property
     def stdin(self) -> int | None:
