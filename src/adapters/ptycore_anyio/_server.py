@@ -286,6 +286,7 @@ class _Connection:
             flush_soon=self.flush_soon,
             username=username,
             subsystems=self.server.subsystems,
+            window_size=self.server.config.connection.window_size,
         )
 
     # -- writing ---------------------------------------------------------------------------
