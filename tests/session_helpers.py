@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 
+from ptycore import ProtocolError
+from ptycore._session_rules import Kind, SessionState
+from ptycore.modes import TerminalModes
 from ptycore.requests import (
     AgentForwardRequest,
     BreakRequest,
@@ -24,10 +27,6 @@ from ptycore.requests import (
     X11Request,
     XonXoffRequest,
 )
-
-from ptycore import ProtocolError
-from ptycore._session_rules import Kind, SessionState
-from ptycore.modes import TerminalModes
 from ptycore.session import (
     ClientSession,
     OutgoingReply,

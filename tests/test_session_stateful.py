@@ -15,6 +15,10 @@ from typing import TypeVar
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from ptycore import ProtocolError
+from ptycore._session_rules import RULES, SessionState
+from ptycore.modes import TerminalModes
 from ptycore.requests import (
     AgentForwardRequest,
     ChannelRequest,
@@ -30,10 +34,6 @@ from ptycore.requests import (
     WindowChangeRequest,
     WindowSize,
 )
-
-from ptycore import ProtocolError
-from ptycore._session_rules import RULES, SessionState
-from ptycore.modes import TerminalModes
 from ptycore.session import (
     ClientSession,
     LocalProtocolError,
