@@ -581,13 +581,16 @@ def _server_states(port: int) -> list[str]:
     ]
 
 
+@pytest.mark.parametrize("window", [64 * 32768, 65536, 1024])
 async def test_a_client_that_sends_everything_before_reading_gets_it_all_back(
-    keys: Keys,
+    keys: Keys, window: int
 ) -> None:
     """32 MiB written before anything is read: the echo application blocks on the
     client's window, its input piles up, and the server must still see the
-    client's WINDOW_ADJUST once it starts reading, instead of deadlocking."""
-    data = os.urandom(32 * 1024 * 1024)
+    client's WINDOW_ADJUST once it starts reading, instead of deadlocking. With
+    small receive windows too: the window comes back in steps of half of it."""
+    data = os.urandom((32 if window > 65536 else 1) * 1024 * 1024)
+    config = ServerConfig(connection=ConnectionConfig(window_size=window))
 
     async def client() -> bytes:
         conn = await asyncssh_connect(server)
@@ -599,7 +602,7 @@ async def test_a_client_that_sends_everything_before_reading_gets_it_all_back(
             await process.wait()
         return bytes(echoed)
 
-    async with running(echo, keys) as server:
+    async with running(echo, keys, config=config) as server:
         echoed = await in_asyncio(client)
     assert hashlib.sha256(echoed).digest() == hashlib.sha256(data).digest()
 
