@@ -288,7 +288,8 @@ def test_built_from_a_mapping_or_pairs_in_openssh_order() -> None:
 
 
 @pytest.mark.parametrize(
-    "items", [{0: 1}, {160: 1}, {"1": 1}, {1: -1}, {1: 2**32}, {1: "3"}, {1: 1.0}]
+    "items",
+    [{0: 1}, {160: 1}, {"1": 1}, {1: -1}, {1: 2**32}, {1: "3"}, {1: 1.0}, {1: 3, 2: 3, 300: 1}],
 )
 def test_bad_opcodes_and_values_are_refused_when_built(items: dict[Any, Any]) -> None:
     with pytest.raises(ValueError, match="terminal mode"):

@@ -19,6 +19,7 @@ before it reaches :meth:`TerminalModes.decode` (``RequestLimits`` in
 
 from __future__ import annotations
 
+import array
 import enum
 import functools
 import itertools
@@ -225,9 +226,8 @@ _END = int(Opcode.TTY_OP_END)
 _OPENSSH = ModePolicy.OPENSSH
 _SPEEDS_FIRST = (int(Opcode.TTY_OP_OSPEED), int(Opcode.TTY_OP_ISPEED))
 
-#: Key and value types that :class:`TerminalModes` can take without a per-item check.
-_PLAIN_OPCODE_TYPES = frozenset({int, Opcode})
-_PLAIN_VALUE_TYPES = frozenset({int})
+#: The array type code of an unsigned 32-bit integer on this platform.
+_UINT32_ARRAY = next(code for code in "IL" if array.array(code).itemsize == 4)
 
 # Every byte that is a defined opcode with an argument, and every byte that may be
 # an opcode with an argument at all: the fast path checks a whole stream's opcodes
@@ -322,6 +322,16 @@ def _modes_error(message: str, offset: int) -> ProtocolError:
     return ProtocolError(message, field="modes", offset=offset)
 
 
+def _invalid_item(items: Mapping[Any, Any]) -> ValueError:
+    """The error for the first item that is not an opcode 1-159 with a uint32."""
+    for opcode, value in items.items():
+        if not isinstance(opcode, int) or not 0 < opcode < _FIRST_UNDEFINED:
+            return ValueError(f"a terminal mode opcode is 1 to 159, not {opcode!r}")
+        if not isinstance(value, int) or not 0 <= value <= _UINT32_MAX:
+            return ValueError(f"a terminal mode value is a uint32, not {value!r}")
+    raise AssertionError("unreachable: called only when an item was refused")  # pragma: no cover
+
+
 class TerminalModes(Mapping[int, int]):
     """The terminal modes of a ``pty-req``: an immutable, ordered ``Mapping[int, int]``.
 
@@ -352,28 +362,18 @@ class TerminalModes(Mapping[int, int]):
         items: Mapping[int, int] | Mapping[Opcode, int] | Iterable[tuple[int, int]] = (),
     ) -> None:
         given: dict[Any, Any] = dict(items)  # a repeated opcode: the last value
-        opcode_types = set(map(type, given))
-        if (
-            # Fast path for plain ints: a few C-level passes instead of a Python
-            # loop over every item.
-            opcode_types <= _PLAIN_OPCODE_TYPES
-            and set(map(type, given.values())) <= _PLAIN_VALUE_TYPES
-            and (not given or (min(given) > 0 and max(given) < _FIRST_UNDEFINED))
-            and (not given or (min(given.values()) >= 0 and max(given.values()) <= _UINT32_MAX))
-        ):
-            checked = (
-                given
-                if Opcode not in opcode_types
-                else dict(zip(map(int, given), given.values(), strict=True))
-            )
-        else:
-            checked = {}
-            for opcode, value in given.items():
-                if not isinstance(opcode, int) or not 0 < opcode < _FIRST_UNDEFINED:
-                    raise ValueError(f"a terminal mode opcode is 1 to 159, not {opcode!r}")
-                if not isinstance(value, int) or not 0 <= value <= _UINT32_MAX:
-                    raise ValueError(f"a terminal mode value is a uint32, not {value!r}")
-                checked[int(opcode)] = int(value)
+        # Fast path: two C-level conversions check every item at once. bytes()
+        # refuses opcodes outside 0-255 and array refuses values outside uint32;
+        # translate() then finds any opcode that is not 1-159.
+        try:
+            opcodes = bytes(given)
+            values = array.array(_UINT32_ARRAY, given.values())
+        except (TypeError, ValueError, OverflowError):
+            opcodes = _ARGUMENT_OPCODES[:0]
+            values = array.array(_UINT32_ARRAY)
+        if len(opcodes) != len(given) or opcodes.translate(None, _ARGUMENT_OPCODES):
+            raise _invalid_item(given)
+        checked = dict(zip(opcodes, values, strict=True))
         # tty_make_modes: OSPEED, ISPEED, then ttymodes.h's order, which is
         # ascending; opcodes it does not know follow the same rule.
         ordered = {op: checked.pop(op) for op in _SPEEDS_FIRST if op in checked}
