@@ -296,13 +296,16 @@ def running(name: str, keys: Keys, directory: Path, serial: int) -> Iterator[Ser
 # ----------------------------------------------------------------------------- ssh
 
 
-def ssh_argv(server: Server, keys: Keys, settings: Settings, *options: str) -> list[str]:
+def ssh_argv(
+    server: Server, keys: Keys, settings: Settings, *options: str, log_level: str = "ERROR"
+) -> list[str]:
+    """``ssh`` to the server; ``log_level`` INFO lets through "no matching cipher"."""
     kex = ["-o", f"KexAlgorithms={settings.kex}"] if settings.kex else []
     return [
         SSH, "-F", "/dev/null", "-p", str(server.port), "-i", str(keys.client),
         "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
         "-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no",
-        "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
+        "-o", f"LogLevel={log_level}", "-o", "ConnectTimeout=10",
         "-o", "ServerAliveInterval=10", "-o", "ServerAliveCountMax=3",
         *kex, *options, "127.0.0.1",
     ]  # fmt: skip
@@ -371,8 +374,10 @@ def warm_up(
     rows: dict[str, Row] = {server.name: {} for server in servers}
     for cipher in settings.ciphers:
         for server in servers:
-            base = ssh_argv(server, keys, settings, *cipher_options(cipher))
-            status, got, error = count_output([*base, zeros(check)], timeout=60)
+            options = cipher_options(cipher)
+            verbose = ssh_argv(server, keys, settings, *options, log_level="INFO")
+            status, got, error = count_output([*verbose, zeros(check)], timeout=60)
+            base = ssh_argv(server, keys, settings, *options)
             if status != 0 and unsupported(error):
                 rows[server.name][cipher] = "not offered"
             elif status != 0 or got != check:
@@ -877,7 +882,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Settings, argparse.Namespace
         "or comma-separated",
     )  # fmt: skip
     parser.add_argument(
-        "--bytes", type=parse_size, help="bytes per bulk transfer (128M; quick 16M)"
+        "--bytes", type=parse_size, help="bytes per bulk transfer (256M; quick 16M)"
     )
     parser.add_argument("--repeat", type=int, help="bulk transfers per cipher and direction (3)")
     parser.add_argument("--runs", type=int, help="latency runs per server (30; quick 10)")
@@ -900,7 +905,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Settings, argparse.Namespace
             parser.error(f"--only {name}: not a figure ({FIGURES}) or server ({SERVERS})")
     quick = options.quick
     settings = Settings(
-        size=options.bytes or ((16 if quick else 128) << 20),
+        size=options.bytes or ((16 if quick else 256) << 20),
         repeat=options.repeat or (1 if quick else 3),
         runs=options.runs or (10 if quick else 30),
         duration=options.duration or (1.5 if quick else 5.0),
