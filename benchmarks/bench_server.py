@@ -255,6 +255,10 @@ def server_command(name: str, keys: Keys, directory: Path) -> tuple[list[str], s
             f"Port {free_port()}\nListenAddress 127.0.0.1\nHostKey {keys.host}\n"
             f"AuthorizedKeysFile {keys.authorized}\nStrictModes no\nUsePAM no\n"
             "PidFile none\nPrintMotd no\nPrintLastLog no\nPermitRootLogin prohibit-password\n"
+            # bash run by sshd with a socket as stdin and SHLVL below 2 reads ~/.bashrc
+            # (bash's shell.c, run_startup_files, isnetconn): the user's shell setup,
+            # not sshd's work (100 ms of pyenv here). SHLVL=1 makes it skip that.
+            "SetEnv SHLVL=1\n"
         )
         return (
             [sshd, "-D", "-e", "-f", str(config)],
