@@ -491,16 +491,19 @@ def rate(server: Server, keys: Keys, settings: Settings) -> Row:
                 failed += 1
         return done, failed
 
+    cpu = server.cpu_seconds()
     start = time.perf_counter()
     with ThreadPoolExecutor(settings.clients) as pool:
         results = list(pool.map(client, range(settings.clients)))
     elapsed = time.perf_counter() - start
+    cpu = server.cpu_seconds() - cpu
     done = sum(ok for ok, _ in results)
     return {
         "connections": done,
         "failed": sum(bad for _, bad in results),
         "seconds": elapsed,
         "per_second": done / elapsed,
+        "server_cpu_ms_per_connection": cpu * 1000 / done if done else math.nan,
     }
 
 
@@ -700,10 +703,10 @@ def report_latency(data: dict[str, Any], servers: list[str], settings: Settings)
 def report_rate(data: dict[str, Any], servers: list[str], settings: Settings) -> str:
     title = (
         f"Figure 3: connections per second, {settings.clients} clients looping "
-        f"ssh host true for {settings.duration:g} s. Higher is better. "
-        f"ratio = {BASE} / server."
+        f"ssh host true for {settings.duration:g} s. conn/s: higher is better; server CPU "
+        f"ms per connection: lower is better. ratio = {BASE} / server (conn/s)."
     )
-    headers = ["server", "conn/s", "connections", "failed", "ratio"]
+    headers = ["server", "conn/s", "connections", "failed", "server CPU ms/conn", "ratio"]
     rows = []
     mine = _get(data, BASE, "rate", "per_second")
     for name in servers:
@@ -714,6 +717,7 @@ def report_rate(data: dict[str, Any], servers: list[str], settings: Settings) ->
             continue
         rows.append([
             name, number(cell["per_second"]), str(cell["connections"]), str(cell["failed"]),
+            number(cell["server_cpu_ms_per_connection"]),
             "-" if name == BASE else ratio(mine, cell["per_second"]),
         ])  # fmt: skip
     return title + "\n" + table(headers, rows)
