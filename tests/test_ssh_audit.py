@@ -111,11 +111,25 @@ def serve(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str,
             # "ptycore serve: listening on 127.0.0.1:PORT (...)"; a file, not a pipe, so
             # the server's log lines never fill a buffer nobody reads.
             deadline = time.monotonic() + TIMEOUT
-            while "listening on" not in log.read_text() and process.poll() is None:
+            while "ptycore serve: listening on" not in log.read_text() and process.poll() is None:
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.05)  # polling a condition, with a deadline
-            first = log.read_text().splitlines()[0]
+            first = next(
+                line
+                for line in log.read_text().splitlines()
+                if line.startswith("ptycore serve: listening on")
+            )
             assert "listening on 127.0.0.1:" in first, first
+            # The fingerprint it prints is the one ssh-keygen (and so ssh) shows.
+            host_key = tmp_path / "state" / "ptycore" / "ssh_host_ed25519_key"
+            listed = subprocess.run(
+                ["ssh-keygen", "-l", "-f", str(host_key)],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=TIMEOUT,
+            ).stdout.split()[1]
+            assert f"host key {listed}" in first, (listed, first)
             yield adapter, int(first.split("127.0.0.1:")[1].split()[0])
         finally:
             process.terminate()

@@ -89,7 +89,8 @@ def serve(config: ServeConfig) -> int:
     address = port.getHost()
     print(
         f"ptycore serve: listening on {address.host}:{address.port} "
-        f"(app {config.app}, host key {key.fingerprint(format=FingerprintFormats.SHA256_BASE64)})",
+        f"(app {config.app}, host key "
+        f"SHA256:{key.fingerprint(format=FingerprintFormats.SHA256_BASE64)})",
         file=sys.stderr,
         flush=True,
     )
