@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import paramiko
+
 from ptycore import ProtocolError
 from ptycore._endpoint import ConnectionClosed
 from ptycore.auth import SimpleAuthenticator
@@ -235,3 +237,19 @@ def running_server(
         for thread in threads:
             thread.join(TIMEOUT)
         listener.close()
+
+
+def paramiko_echo_shell(client: paramiko.SSHClient) -> None:
+    """Drive :class:`EchoApp`'s shell from Paramiko with a PTY: the greeting, an
+    echo, then ``q``, which ends the shell with exit status 3."""
+    channel = client.invoke_shell(term="vt100", width=100, height=30)
+    channel.settimeout(TIMEOUT)
+    received = b""
+    for expected, send in ((b"ptycore echo shell", b"abc q"), (b"bye", b"")):
+        while expected not in received:
+            chunk = channel.recv(1024)
+            assert chunk, f"the channel closed before {expected!r}: {received!r}"
+            received += chunk
+        channel.sendall(send)
+    assert b"abc" in received
+    assert channel.recv_exit_status() == 3

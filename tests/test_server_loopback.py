@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from loopback import TIMEOUT, Server, authorized_blob, running_server
+from loopback import TIMEOUT, Server, authorized_blob, paramiko_echo_shell, running_server
 from ptycore.auth import AuthConfig, SimpleAuthenticator
 from ptycore.connection import GlobalReplyReceived, GlobalRequestReceived
 from ptycore.server import ServerConfig
@@ -211,16 +211,7 @@ def test_paramiko_by_key_and_password(server: Server, keys: dict[str, Path]) -> 
             _, stdout, _ = client.exec_command("echo paramiko", timeout=TIMEOUT)
             assert stdout.read() == b"paramiko\n"
             assert stdout.channel.recv_exit_status() == 0
-            channel = client.invoke_shell(term="vt100", width=100, height=30)
-            channel.settimeout(TIMEOUT)
-            received = b""
-            while b"ptycore echo shell" not in received:
-                received += channel.recv(1024)
-            channel.sendall(b"abc q")
-            while b"bye" not in received:
-                received += channel.recv(1024)
-            assert b"abc" in received
-            assert channel.recv_exit_status() == 3
+            paramiko_echo_shell(client)
         finally:
             client.close()
 

@@ -37,7 +37,7 @@ import asyncssh
 import paramiko
 import pytest
 
-from loopback import EchoApp, authorized_blob
+from loopback import EchoApp, authorized_blob, paramiko_echo_shell
 from ptycore import ProtocolError
 from ptycore._endpoint import ConnectionClosed
 from ptycore.auth import AuthenticationSucceeded, SimpleAuthenticator
@@ -486,16 +486,7 @@ def test_paramiko_key_pty_shell(server: Served, user_keys: UserKeys, case: Case)
     since = len(server.log)
     client = paramiko_client(server, case, key_filename=str(user_keys.get(case.user_key)))
     try:
-        channel = client.invoke_shell(term="vt100", width=100, height=30)
-        channel.settimeout(TIMEOUT)
-        received = b""
-        while b"ptycore echo shell" not in received:
-            received += channel.recv(1024)
-        channel.sendall(b"abc q")
-        while b"bye" not in received:
-            received += channel.recv(1024)
-        assert b"abc" in received
-        assert channel.recv_exit_status() == 3
+        paramiko_echo_shell(client)
     finally:
         client.close()
     server.check_login(since, case, "pty-req", "shell")
