@@ -451,18 +451,23 @@ def test_putty_plink(server: Server, putty_key: Path) -> None:
     assert result.stdout == b"xterm 80x24\n"
 
 
+def dbclient(port: int, command: str) -> subprocess.CompletedProcess[bytes]:
+    """Dropbear's client logging in as alice by password and running ``command``."""
+    return subprocess.run(
+        ["dbclient", "-y", "-y", "-p", str(port), "alice@127.0.0.1", command],
+        capture_output=True,
+        timeout=TIMEOUT,
+        env=dict(os.environ, DROPBEAR_PASSWORD=PASSWORD),
+        input=b"",
+        check=False,
+    )
+
+
 @pytest.mark.skipif(shutil.which("dbclient") is None, reason="needs Dropbear's dbclient")
 def test_dropbear_dbclient() -> None:
     authenticator = SimpleAuthenticator(passwords={"alice": PASSWORD})
     with running_server(authenticator) as srv:
-        result = subprocess.run(
-            ["dbclient", "-y", "-y", "-p", str(srv.port), "alice@127.0.0.1", "echo dropbear"],
-            capture_output=True,
-            timeout=TIMEOUT,
-            env=dict(os.environ, DROPBEAR_PASSWORD=PASSWORD),
-            input=b"",
-            check=False,
-        )
+        result = dbclient(srv.port, "echo dropbear")
     assert srv.errors == [], "".join(traceback.format_exception(srv.errors[0]))
     assert result.stdout == b"dropbear\n", result.stderr
 
@@ -483,14 +488,7 @@ def test_dropbear_dbclient_first_kex_packet_guess(kex: tuple[str, ...]) -> None:
     authenticator = SimpleAuthenticator(passwords={"alice": PASSWORD})
     config = ServerConfig(transport=TransportConfig(kex_algorithms=kex))
     with running_server(authenticator, config) as srv:
-        result = subprocess.run(
-            ["dbclient", "-y", "-y", "-p", str(srv.port), "alice@127.0.0.1", "echo guessed"],
-            capture_output=True,
-            timeout=TIMEOUT,
-            env=dict(os.environ, DROPBEAR_PASSWORD=PASSWORD),
-            input=b"",
-            check=False,
-        )
+        result = dbclient(srv.port, "echo guessed")
     assert srv.errors == [], "".join(traceback.format_exception(srv.errors[0]))
     assert result.stdout == b"guessed\n", result.stderr
     [done] = [e for e in srv.log if isinstance(e, KeyExchangeComplete)]
