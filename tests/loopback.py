@@ -253,3 +253,20 @@ def paramiko_echo_shell(client: paramiko.SSHClient) -> None:
         channel.sendall(send)
     assert b"abc" in received
     assert channel.recv_exit_status() == 3
+
+
+def ssh_options(port: int, log_level: str = "ERROR") -> list[str]:
+    """The OpenSSH client's options for a test server on 127.0.0.1: no user
+    configuration, no known-hosts file, no host key prompt."""
+    return [
+        "-F",
+        "/dev/null",
+        "-p",
+        str(port),
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        f"LogLevel={log_level}",
+    ]

@@ -19,7 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from loopback import TIMEOUT, Server, authorized_blob, paramiko_echo_shell, running_server
+from loopback import (
+    TIMEOUT,
+    Server,
+    authorized_blob,
+    paramiko_echo_shell,
+    running_server,
+    ssh_options,
+)
 from ptycore.auth import AuthConfig, SimpleAuthenticator
 from ptycore.connection import GlobalReplyReceived, GlobalRequestReceived
 from ptycore.server import ServerConfig
@@ -76,16 +83,7 @@ def ssh(
     log_level: str = "ERROR",
 ) -> subprocess.CompletedProcess[bytes]:
     options = [
-        "-F",
-        "/dev/null",
-        "-p",
-        str(server.port),
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        f"LogLevel={log_level}",
+        *ssh_options(server.port, log_level=log_level),
         "-o",
         "ConnectTimeout=10",
     ]
@@ -342,16 +340,7 @@ def test_openssh_keepalive_is_answered(server: Server, keys: dict[str, Path]) ->
     before = keepalives()
     command = [
         "ssh",
-        "-F",
-        "/dev/null",
-        "-p",
-        str(server.port),
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "LogLevel=ERROR",
+        *ssh_options(server.port),
         "-o",
         "BatchMode=yes",
         "-o",

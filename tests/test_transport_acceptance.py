@@ -37,7 +37,7 @@ import asyncssh
 import paramiko
 import pytest
 
-from loopback import EchoApp, authorized_blob, paramiko_echo_shell
+from loopback import EchoApp, authorized_blob, paramiko_echo_shell, ssh_options
 from ptycore import ProtocolError
 from ptycore._endpoint import ConnectionClosed
 from ptycore.auth import AuthenticationSucceeded, SimpleAuthenticator
@@ -308,16 +308,7 @@ def ssh_command(server: Served, *options: str, key: Path | None) -> list[str]:
     identity = ["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-i", str(key)] if key else []
     return [
         "ssh",
-        "-F",
-        "/dev/null",
-        "-p",
-        str(server.port),
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "LogLevel=ERROR",
+        *ssh_options(server.port),
         *identity,
         *options,
         "alice@127.0.0.1",
