@@ -129,7 +129,7 @@ def serve(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str,
                 check=True,
                 timeout=TIMEOUT,
             ).stdout.split()[1]
-            assert f"host key {listed}" in first, (listed, first)
+            assert f"host key {listed})" in first, (listed, first)
             yield adapter, int(first.split("127.0.0.1:")[1].split()[0])
         finally:
             process.terminate()

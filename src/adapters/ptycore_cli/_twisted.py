@@ -90,7 +90,7 @@ def serve(config: ServeConfig) -> int:
     print(
         f"ptycore serve: listening on {address.host}:{address.port} "
         f"(app {config.app}, host key "
-        f"SHA256:{key.fingerprint(format=FingerprintFormats.SHA256_BASE64)})",
+        f"SHA256:{key.fingerprint(format=FingerprintFormats.SHA256_BASE64).rstrip('=')})",
         file=sys.stderr,
         flush=True,
     )
