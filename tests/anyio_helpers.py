@@ -76,8 +76,8 @@ class ServerChannels:
     def send_stderr(self, channel_id: int, data: bytes) -> None:
         self.connection.send_data(channel_id, data, 1)
 
-    def consume_data(self, channel_id: int, size: int) -> None:
-        self.connection.consume(channel_id, size)
+    def consume_data(self, channel_id: int, size: int) -> bool:
+        return self.connection.consume(channel_id, size)
 
 
 class MemoryPair:

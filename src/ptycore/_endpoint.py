@@ -155,11 +155,13 @@ class Endpoint(abc.ABC):
         """How many bytes :meth:`send_data` takes on this channel now."""
         return self._channels().writable(channel_id)
 
-    def consume_data(self, channel_id: int, size: int) -> None:
+    def consume_data(self, channel_id: int, size: int) -> bool:
         """Give back window for ``size`` received bytes now used, with
-        ``ConnectionConfig(auto_consume=False)``: the peer sends no faster than that."""
-        self._channels().consume(channel_id, size)
-        self._flush()
+        ``ConnectionConfig(auto_consume=False)``: the peer sends no faster than that.
+
+        Returns whether a WINDOW_ADJUST is now due; it leaves with the next
+        :meth:`data_to_send` (:meth:`ptycore.connection.Connection.consume`)."""
+        return self._channels().consume(channel_id, size)
 
     def send_eof(self, channel_id: int) -> None:
         """Queue EOF: no more data from us on this channel."""

@@ -40,6 +40,10 @@ __all__ = [
 class Role(enum.Enum):
     """Which end of the session channel a machine plays."""
 
+    # Members are singletons: hashed by identity in C, not by Enum's Python-level hash
+    # of the name, since RULES is looked up for every packet a channel receives.
+    __hash__ = object.__hash__
+
     SERVER = "server"
     CLIENT = "client"
 
@@ -50,6 +54,8 @@ class SessionState(enum.Enum):
     ``READY`` is OpenSSH's ``SSH_CHANNEL_LARVAL`` (``serverloop.c``
     ``server_request_session``): open, no program yet, receive window 0.
     """
+
+    __hash__ = object.__hash__  # as Role's
 
     READY = "READY"
     """Open; no program requested yet (or the last program request was refused)."""
@@ -70,6 +76,8 @@ class SessionState(enum.Enum):
 class Direction(enum.Enum):
     """Where an input comes from."""
 
+    __hash__ = object.__hash__  # as Role's
+
     RECEIVE = "receive"
     """From the peer."""
     SEND = "send"
@@ -78,6 +86,8 @@ class Direction(enum.Enum):
 
 class Kind(enum.Enum):
     """What an input is: a channel request type, or a channel event."""
+
+    __hash__ = object.__hash__  # as Role's
 
     PTY = "pty-req"
     X11 = "x11-req"

@@ -14,8 +14,9 @@ Flow control, as OpenSSH's ``channels.c`` does it:
   handed to the application, or, with :attr:`ConnectionConfig.auto_consume` off,
   when the application says so with :meth:`Connection.consume` (as OpenSSH counts
   it when written to the program, so a slow program slows the peer down); a
-  WINDOW_ADJUST goes out once half the window is consumed or more than three
-  packets are outstanding (``channel_check_window``).
+  WINDOW_ADJUST gives the consumed bytes back once they are half the window, or
+  once the peer's window is smaller than one packet (see ``_adjust_window`` for
+  how this differs from ``channel_check_window``).
   A peer that overruns the window by more than a tenth of it, or sends a packet
   larger than the maximum it was given, is disconnected (``channel_input_data``
   allows the same tenth; it drops oversized packets, which would corrupt the
@@ -382,22 +383,24 @@ class Connection:
             raise ValueError("clients send no extended data (RFC 4254 5.2)")
         self._sync(channel)
 
-    def consume(self, channel_id: int, size: int) -> None:
+    def consume(self, channel_id: int, size: int) -> bool:
         """Say that ``size`` bytes of received data were used (``auto_consume`` off).
 
-        The peer's window grows again by what is consumed. A channel that is gone is
-        ignored: nothing more arrives on it.
+        The peer's window grows again by what is consumed, in WINDOW_ADJUSTs of half
+        the window at most once per half window: returns whether this call queued
+        one, so that an adapter knows it has something to send. A channel that is
+        gone is ignored: nothing more arrives on it.
         """
         if self._config.auto_consume:
             raise ValueError("consume() is for ConnectionConfig(auto_consume=False)")
         channel = self._channels.get(channel_id)
         if channel is None:
-            return
+            return False
         if not 0 <= size <= channel.unconsumed:
             raise ValueError(f"channel {channel_id}: {size} bytes, {channel.unconsumed} received")
         channel.unconsumed -= size
         channel.consumed += size
-        self._adjust_window(channel)
+        return self._adjust_window(channel)
 
     def send_global_request(self, name: str, *, want_reply: bool = True) -> None:
         """Queue a global request without data (``keepalive@openssh.com``); a
@@ -449,7 +452,8 @@ class Connection:
             if not channel.confirmed:
                 raise ProtocolError(f"message {number} on channel {channel.local_id} before open")
             events = self._channel_message(channel, number, reader)
-            self._sync(channel)
+            if number != MSG_CHANNEL_DATA:  # data makes the session send nothing
+                self._sync(channel)
             return events
         raise ProtocolError(f"unexpected connection message {number}")
 
@@ -655,18 +659,25 @@ class Connection:
         if channel.excess > channel.recv_window_max // 10:
             raise ProtocolError(f"channel {channel.local_id}: peer ignored the channel window")
 
-    def _adjust_window(self, channel: _Channel) -> None:
-        # channels.c channel_check_window: adjust once half the window or three packets
-        # are consumed, and not after CLOSE.
-        if channel.close_sent or channel.close_received or channel.consumed == 0:
-            return
-        outstanding = channel.recv_window_max - channel.recv_window
+    def _adjust_window(self, channel: _Channel) -> bool:
+        # Give the consumed bytes back once they are half the window, as h2's
+        # WindowManager and h2o do, or once the peer cannot send a whole packet more;
+        # never after CLOSE (channels.c channel_check_window). OpenSSH also adjusts
+        # as soon as three packets are outstanding, checked once per poll loop; checked
+        # per consume that is a WINDOW_ADJUST (a packet, a send and a wake-up of the
+        # peer) for every read of a bulk upload, while half of a 2 MiB window keeps
+        # more in flight than loopback or a LAN needs.
+        consumed = channel.consumed
+        if consumed == 0 or channel.close_sent or channel.close_received:
+            return False
         if (
-            channel.recv_window < channel.recv_window_max // 2
-            or outstanding > 3 * channel.recv_max_packet
+            consumed < channel.recv_window_max // 2
+            and channel.recv_window >= channel.recv_max_packet
         ):
-            self._window_adjust(channel, channel.consumed)
-            channel.consumed = 0
+            return False
+        self._window_adjust(channel, consumed)
+        channel.consumed = 0
+        return True
 
     def _window_adjust(self, channel: _Channel, add: int) -> None:
         # RFC 4254 section 5.2: byte 93, uint32 recipient channel, uint32 bytes to add.

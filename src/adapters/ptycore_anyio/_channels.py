@@ -22,7 +22,6 @@ from ptycore.connection import (
     ChannelEOFReceived,
     ChannelOpened,
     ChannelWritable,
-    ConnectionConfig,
     ConnectionEvent,
     SessionEvent,
 )
@@ -73,21 +72,21 @@ class ChannelCore(Protocol):
         """Queue extended data of type 1 (stderr) on a channel."""
         ...
 
-    def consume_data(self, channel_id: int, size: int) -> None:
-        """Give back window for received bytes now used (``auto_consume`` off)."""
+    def consume_data(self, channel_id: int, size: int) -> bool:
+        """Give back window for received bytes now used (``auto_consume`` off);
+        whether a WINDOW_ADJUST is now due."""
         ...
 
 
 class _Link:
     """A :class:`~ptycore_anyio.Session`'s way to its channel."""
 
-    __slots__ = ("_channel_id", "_core", "_credit", "_router", "machine")
+    __slots__ = ("_channel_id", "_core", "_router", "machine")
 
     def __init__(self, router: SessionRouter, channel_id: int, machine: ServerSession) -> None:
         self._router = router
         self._core = router.core
         self._channel_id = channel_id
-        self._credit = 0  # bytes the application took and the core was not yet told of
         self.machine = machine  # kept: the core forgets the channel once both CLOSEs crossed
 
     def writable(self) -> int:
@@ -103,14 +102,8 @@ class _Link:
             self._core.send_stderr(self._channel_id, data)
 
     def consume(self, size: int) -> None:
-        # Credited in steps of half the window (the first of channels.c
-        # channel_check_window's two triggers): every WINDOW_ADJUST is a send that
-        # wakes the client, and one per 256 KiB Data event cost uploads about a third
-        # of the server's CPU. The client keeps at least half a window to send in.
-        self._credit += size
-        if self._credit >= self._router.credit_step:
-            self._core.consume_data(self._channel_id, self._credit)  # gone: ignored
-            self._credit = 0
+        # The core decides when the client's window is worth a WINDOW_ADJUST.
+        if self._core.consume_data(self._channel_id, size):  # a gone channel: False
             self._router.flush_soon()
 
     async def flush(self) -> None:
@@ -126,8 +119,7 @@ class SessionRouter:
     Pty-req and env requests that passed the session rules are granted, as are
     ``shell`` and ``exec``; a ``subsystem`` only if its name is in ``subsystems``
     (sshd refuses those not in its configuration); X11 and agent forwarding are
-    refused. Applications run in ``task_group``. ``window_size`` is the core's
-    receive window per channel (:attr:`ptycore.connection.ConnectionConfig.window_size`).
+    refused. Applications run in ``task_group``.
     """
 
     __slots__ = (
@@ -139,7 +131,6 @@ class SessionRouter:
         "_task_group",
         "_username",
         "core",
-        "credit_step",
         "flush",
         "flush_soon",
     )
@@ -154,10 +145,8 @@ class SessionRouter:
         flush_soon: Callable[[], None],
         username: str,
         subsystems: Collection[str] = (),
-        window_size: int = ConnectionConfig().window_size,
     ) -> None:
         self.core = core
-        self.credit_step = max(1, window_size // 2)
         self.flush = flush
         self.flush_soon = flush_soon
         self._app = app

@@ -51,6 +51,10 @@ loop turns, and the WINDOW_ADJUSTs of several packets leave in one send."""
 TCP_QUICKACK: Final[int | None] = getattr(socket, "TCP_QUICKACK", None)
 """Linux's tcp(7) option to acknowledge at once; elsewhere ACKs are left to the kernel."""
 
+QUICKACK_BELOW: Final = 64 * 1024
+"""Reads this long or longer come from a stream of full segments, which Nagle's
+algorithm does not hold back: no quick ACK (a system call) is needed after them."""
+
 MAX_STARTUPS_MESSAGE: Final = b"Exceeded MaxStartups\r\n"
 """What sshd writes to a connection it drops for MaxStartups (``sshd.c``
 ``drop_connection``), before its version line would have been sent."""
@@ -286,7 +290,6 @@ class _Connection:
             flush_soon=self.flush_soon,
             username=username,
             subsystems=self.server.subsystems,
-            window_size=self.server.config.connection.window_size,
         )
 
     # -- writing ---------------------------------------------------------------------------
@@ -342,7 +345,11 @@ class _Connection:
     async def _receive_bytes(self) -> bytes | None:
         try:
             data = await self.stream.receive(READ_SIZE)
-            if self._quickack is not None and TCP_QUICKACK is not None:
+            if (
+                self._quickack is not None
+                and TCP_QUICKACK is not None
+                and len(data) < QUICKACK_BELOW
+            ):
                 # The OpenSSH client keeps Nagle's algorithm on (TCP_NODELAY only for
                 # interactive sessions, ssh.c ssh_session2_setup), so during key exchange
                 # and authentication its next small packet waits for our ACK of the last

@@ -294,31 +294,43 @@ class Transport:
             self._now = now
         if self._closed:
             return []
-        # Bytes wait in _inbuf only while a packet is incomplete; when nothing waits,
-        # packets are read straight from ``data``, so each byte is copied once on
-        # its way to the cipher.
-        buf = self._inbuf
-        source: bytes | bytearray = data
-        if buf:
-            buf += data
-            source = buf
         events: list[TransportEvent] = []
+        buf = self._inbuf
         try:
-            consumed = 0
-            if not self._version_done:
-                consumed = self._read_version(source, events)
             if self._version_done:
-                consumed = self._read_packets(source, consumed, events)
+                self._read_stream(data, buf, events)
+            else:
+                buf += data
+                consumed = self._read_version(buf, events)
+                if self._version_done:
+                    consumed = self._read_packets(buf, consumed, events)
+                del buf[:consumed]
         except ProtocolError as error:
             self._inbuf = bytearray()
             self._fail(error)
             raise
-        if source is buf:
-            del buf[:consumed]
-        elif consumed < len(data):
-            buf += data[consumed:]
         self._maybe_rekey()
         return events
+
+    def _read_stream(self, data: bytes, buf: bytearray, events: list[TransportEvent]) -> None:
+        """Read packets from ``data``, ``buf`` holding the start of one cut by the last read.
+
+        Only the bytes that cut packet lacks are copied to ``buf``; the rest are read
+        straight from ``data``, and only a packet cut again at its end is kept, so each
+        byte is copied at most once on its way to the cipher, whatever the read size.
+        """
+        pos = 0
+        while buf and pos < len(data) and not self._closed:
+            length = self._recv_length
+            wanted = 4 if length is None else 4 + length + self._recv_cipher.tag_length
+            end = pos + wanted - len(buf)
+            buf += data[pos:end]
+            pos = min(end, len(data))
+            del buf[: self._read_packets(buf, 0, events)]  # nothing, or the whole packet
+        if not buf:
+            pos = self._read_packets(data, pos, events)
+            if pos < len(data) and not self._closed:
+                buf += data[pos:]
 
     def send_payload(self, payload: bytes) -> None:
         """Queue one message (its number byte first) for the peer.
