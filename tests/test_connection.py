@@ -385,15 +385,35 @@ def test_manual_consumption_paces_the_peer() -> None:
     conn.receive_payload(data_msg(0, b"a" * 10000))
     with pytest.raises(ValueError, match="received"):
         conn.consume(0, 40001)
-    # channel_check_window: the window left (25536) is under half, so what is consumed
-    # goes back at once; then the window is wide enough again to wait.
-    conn.consume(0, 30000)
+    # The window left (25536) is less than a packet, so what is consumed goes back at
+    # once; then the window is wide enough again to wait.
+    assert conn.consume(0, 30000) is True
     assert conn.payloads_to_send() == [b"\x5d" + u32(7) + u32(30000)]
-    conn.consume(0, 10000)
+    assert conn.consume(0, 10000) is False
     assert conn.payloads_to_send() == []
-    conn.consume(5, 1)  # a channel that is gone: ignored
+    assert conn.consume(5, 1) is False  # a channel that is gone: ignored
     with pytest.raises(ValueError, match="auto_consume"):
         opened_server().consume(0, 1)
+
+
+def test_consumed_data_goes_back_in_half_windows() -> None:
+    """One WINDOW_ADJUST per half window however the peer's data is consumed, not one
+    per few packets: each is a packet and a wake-up on both sides."""
+    conn = Connection(Role.SERVER, ConnectionConfig(auto_consume=False))
+    conn.receive_payload(channel_open())
+    (event,) = conn.receive_payload(channel_request(0, "shell", True))
+    assert isinstance(event, SessionEvent)
+    assert isinstance(event.event, RequestReceived)
+    server_session(conn, 0).accept(event.event.handle)
+    conn.payloads_to_send()
+    due = []
+    for _ in range(2 * WINDOW // 32768):  # two windows, consumed packet by packet
+        conn.receive_payload(data_msg(0, b"a" * 32768))
+        due.append(conn.consume(0, 32768))
+    adjusts = conn.payloads_to_send()
+    assert adjusts == [b"\x5d" + u32(7) + u32(WINDOW // 2)] * 4
+    assert due.count(True) == 4
+    assert due.index(True) == WINDOW // 2 // 32768 - 1
 
 
 @given(
