@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._malloc import keep_freed_memory
+
 __all__ = ["BUILTIN_APPS", "ServeConfig", "UsageError", "load_application", "main", "parse_args"]
 
 BUILTIN_APPS = ("info", "echo", "shell")
@@ -174,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"ptycore serve: error: {error}", file=sys.stderr)
         return 2
+    keep_freed_memory()
     if config.adapter == "anyio":
         from ._anyio import serve_anyio  # noqa: PLC0415 (anyio is an optional dependency)
 

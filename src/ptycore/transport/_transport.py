@@ -302,7 +302,7 @@ class Transport:
             else:
                 buf += data
                 consumed = self._read_version(buf, events)
-                if self._version_done:
+                if self._peer_version is not None:  # the packets behind it
                     consumed = self._read_packets(buf, consumed, events)
                 del buf[:consumed]
         except ProtocolError as error:
