@@ -234,15 +234,21 @@ class _Connection:
         await self.flush()  # our version line and KEXINIT
         while not self.core.closed and not self._lost:
             deadline = self.core.get_timer()
-            with anyio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
-                self._read_scope = scope
+            if deadline is None:
+                # No timer (the usual case once logged in): none appears before the
+                # next read (the core arms timers only as it takes input), so the
+                # wait needs no cancel scope, which costs every read of a transfer.
                 data = await self._receive_bytes()
-            self._read_scope = None
-            if scope.cancelled_caught:
-                for event in self.core.handle_timer(anyio.current_time()):
-                    self._event(event)
-                await self.flush()
-                continue
+            else:
+                with anyio.CancelScope(deadline=deadline) as scope:
+                    self._read_scope = scope
+                    data = await self._receive_bytes()
+                self._read_scope = None
+                if scope.cancelled_caught:
+                    for event in self.core.handle_timer(anyio.current_time()):
+                        self._event(event)
+                    await self.flush()
+                    continue
             if data is None:
                 return
             try:

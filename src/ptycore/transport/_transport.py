@@ -557,6 +557,10 @@ class Transport:
     ) -> None:
         number = payload[0]
         kex = self._kex
+        if number >= 50 and kex is None and self._host_key_blob is not None:
+            # Most packets: for the layers above, with no key exchange running.
+            events.append(PayloadReceived(payload=payload, sequence_number=seq))
+            return
         if kex is not None and kex.ignore_next:
             # RFC 4253 section 7: the packet after a wrongly guessed KEXINIT is ignored,
             # exactly one. Strict kex (OpenSSH PROTOCOL 1.9) allows only a key exchange
