@@ -28,6 +28,7 @@ MSG_SERVICE_ACCEPT: Final = 6
 FIRST_AUTH: Final = 50
 LAST_AUTH: Final = 79
 FIRST_CONNECTION: Final = 80
+FIRST_CHANNEL: Final = 90
 LAST_CONNECTION: Final = 127
 
 
@@ -110,9 +111,19 @@ class Endpoint(abc.ABC):
             self._closed = True  # the transport queued the DISCONNECT
             raise
         events: list[Event] = []
+        connection = self._connection
         try:
             for event in transport_events:
-                events += self._transport_event(event)
+                if (
+                    connection is not None
+                    and type(event) is PayloadReceived
+                    and FIRST_CHANNEL <= event.payload[0] <= LAST_CONNECTION
+                ):
+                    # Channel messages (90-127, most of every transfer) need nothing
+                    # from the layers between.
+                    events += connection.receive_payload(event.payload)
+                else:
+                    events += self._transport_event(event)
         except ProtocolError as error:
             self._fail(error)
             raise

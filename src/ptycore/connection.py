@@ -435,16 +435,10 @@ class Connection:
     def receive_payload(self, payload: bytes) -> list[ConnectionEvent]:
         """Take one payload numbered 80 to 127."""
         number = payload[0] if payload else -1
-        if number == MSG_CHANNEL_DATA and len(payload) >= _DATA_HEADER.size:
-            # Most packets of a transfer: read without the general path's layers when
-            # well formed, for an open channel; anything else takes the general path,
-            # which says what is wrong.
-            _, recipient, length = _DATA_HEADER.unpack_from(payload)
-            channel = self._channels.get(recipient)
-            if channel is not None and channel.confirmed and length == len(payload) - 9:
-                data = payload[9:]
-                self._account_received(channel, length)
-                return self._wrap(channel, channel.session.receive_data(data))
+        if number == MSG_CHANNEL_DATA:
+            events = self._channel_data(payload)
+            if events is not None:
+                return events
         reader = Reader(payload, 1)
         if number == MSG_GLOBAL_REQUEST:
             return [self._global_request(reader)]
@@ -466,6 +460,22 @@ class Connection:
                 self._sync(channel)
             return events
         raise ProtocolError(f"unexpected connection message {number}")
+
+    def _channel_data(self, payload: bytes) -> list[ConnectionEvent] | None:
+        """Most packets of a transfer, read without the general path's layers when
+        well formed and for an open channel; ``None`` sends anything else down the
+        general path, which says what is wrong."""
+        if len(payload) < _DATA_HEADER.size:
+            return None
+        _, recipient, length = _DATA_HEADER.unpack_from(payload)
+        channel = self._channels.get(recipient)
+        if channel is None or not channel.confirmed or length != len(payload) - 9:
+            return None
+        self._account_received(channel, length)
+        event = channel.session.receive_data(payload[9:])
+        if type(event) is DataReceived:
+            return [self._data_received(channel, event)]
+        return self._wrap(channel, event)
 
     # -- global requests -----------------------------------------------------------------
 
@@ -638,21 +648,22 @@ class Connection:
         if isinstance(event, ChannelWritable):
             return [event]
         if isinstance(event, DataReceived):
-            if self._config.auto_consume:
-                channel.consumed += len(event.data)
-                self._adjust_window(channel)
-            else:
-                channel.unconsumed += len(event.data)
-            return [
-                ChannelDataReceived(
-                    channel_id=channel_id, data=event.data, data_type=event.data_type
-                )
-            ]
+            return [self._data_received(channel, event)]
         if isinstance(event, EOFReceived):
             return [ChannelEOFReceived(channel_id=channel_id)]
         if isinstance(event, CloseReceived):
             return [ChannelClosed(channel_id=channel_id)]
         return [SessionEvent(channel_id=channel_id, event=event)]
+
+    def _data_received(self, channel: _Channel, event: DataReceived) -> ChannelDataReceived:
+        if self._config.auto_consume:
+            channel.consumed += len(event.data)
+            self._adjust_window(channel)
+        else:
+            channel.unconsumed += len(event.data)
+        return ChannelDataReceived(
+            channel_id=channel.local_id, data=event.data, data_type=event.data_type
+        )
 
     def _account_received(self, channel: _Channel, length: int) -> None:
         if length > channel.recv_max_packet:

@@ -552,7 +552,7 @@ class Transport:
 
     # --- dispatch -----------------------------------------------------------------------
 
-    def _handle(  # noqa: PLR0912 (one dispatch, in RFC order)
+    def _handle(  # noqa: PLR0911, PLR0912 (one dispatch, in RFC order)
         self, payload: bytes, seq: int, events: list[TransportEvent]
     ) -> None:
         number = payload[0]
