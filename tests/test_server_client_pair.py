@@ -27,7 +27,7 @@ from ptycore.connection import (
 )
 from ptycore.requests import PtyRequest, ShellRequest, WindowSize
 from ptycore.server import ConnectionClosed, Event, ServerConfig, ServerConnection
-from ptycore.session import ExitStatusReceived, RequestAnswered, RequestReceived
+from ptycore.session import ExitStatusReceived, RequestAnswered, RequestReceived, WindowChanged
 from ptycore.transport import (
     HostKey,
     KeyExchangeComplete,
@@ -222,6 +222,29 @@ def test_session_with_pty_data_both_ways_and_clean_close() -> None:
     assert closed == ConnectionClosed(
         reason=DisconnectReason.BY_APPLICATION, description="", by_peer=True
     )
+
+
+def test_data_read_together_is_one_event_per_run() -> None:
+    """The packets of one read that carry data on the channel become one event; a
+    request between them ends the run, so the order of events stays the wire's."""
+    client, server, channel = logged_in_session()
+    client.send_data(channel, b"a" * 40000)  # two packets: 32768 + 7232
+    client.send_data(channel, b"b")
+    client.session(channel).change_window(WindowSize(cols=100, rows=30))
+    client.send_data(channel, b"c")
+    wire = client.data_to_send()
+    events = server.receive_data(wire, now=1.0)
+    assert events[0] == ChannelDataReceived(channel_id=0, data=b"a" * 40000 + b"b")
+    assert isinstance(events[1], SessionEvent)
+    assert isinstance(events[1].event, WindowChanged)
+    assert events[1].event.size == WindowSize(cols=100, rows=30)
+    assert events[2:] == [ChannelDataReceived(channel_id=0, data=b"c")]
+    # Fed a byte at a time, the same data arrives packet by packet, unchanged.
+    client.send_data(channel, b"d" * 100)
+    pieces = [server.receive_data(bytes([byte]), now=1.0) for byte in client.data_to_send()]
+    assert [e for batch in pieces for e in batch] == [
+        ChannelDataReceived(channel_id=0, data=b"d" * 100)
+    ]
 
 
 def rekeys_after_login(events: list[Event]) -> int:
