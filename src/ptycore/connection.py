@@ -193,7 +193,12 @@ class SessionEvent:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ChannelDataReceived:
-    """Data on a channel; ``data_type`` 1 is stderr, ``None`` ordinary data."""
+    """Data on a channel; ``data_type`` 1 is stderr, ``None`` ordinary data.
+
+    :meth:`Connection.receive_payload` reports one per packet; the connections
+    (``ServerConnection``, ``ClientConnection``) join the packets of one
+    ``receive_data`` call that follow each other on a channel into one event, as
+    channel data is a byte stream (RFC 4254 section 5.2)."""
 
     channel_id: int
     data: bytes
