@@ -1,12 +1,13 @@
 """glibc's allocator settings for a server that moves bulk data.
 
-Every read of a bulk transfer allocates and frees a few hundred KiB (the socket
-read, decrypted packets, the data handed to the application). With glibc's default
-settings, freeing them shrinks the heap back (``M_TRIM_THRESHOLD``) and the next
-read faults the same pages in again: on a bulk upload that is about a quarter of
-``ptycore serve``'s CPU time, most of it in the kernel. Keeping up to 8 MiB of freed
-memory, and serving blocks of up to 1 MiB from the heap instead of fresh mappings
-(``M_MMAP_THRESHOLD``), removes that churn (mallopt(3)).
+Every read and every send of a bulk transfer allocates and frees a few hundred KiB
+to a few MiB (the socket read, packets, the data handed to the application, a
+window of output joined for one send). With glibc's default settings, freeing them
+shrinks the heap back (``M_TRIM_THRESHOLD``) or unmaps them (``M_MMAP_THRESHOLD``),
+and the next one faults the same pages in again: about a quarter of ``ptycore
+serve``'s CPU time in bulk transfers, most of it in the kernel. Keeping up to 16 MiB
+of freed memory, and serving blocks of up to 4 MiB (a 2 MiB window of output) from
+the heap, removes that churn (mallopt(3)).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Final
 
 M_TRIM_THRESHOLD: Final = -1
 M_MMAP_THRESHOLD: Final = -3
-TRIM_THRESHOLD: Final = 8 * 1024 * 1024
-MMAP_THRESHOLD: Final = 1024 * 1024
+TRIM_THRESHOLD: Final = 16 * 1024 * 1024
+MMAP_THRESHOLD: Final = 4 * 1024 * 1024
 
 
 def keep_freed_memory() -> bool:
