@@ -227,15 +227,9 @@ def server_command(name: str, keys: Keys, directory: Path) -> tuple[list[str], s
     listening = r"listening on 127\.0\.0\.1:(\d+)"
     peer = [str(keys.host), str(keys.authorized)]
     if name == "ptycore-anyio-asyncio":
-        argv = [
-            *serve,
-            "--adapter",
-            "anyio",
-            "--backend",
-            "asyncio",
-            "--app",
-            "bench_app_anyio:app",
-        ]
+        # asyncio's own loop even where uvloop is installed: the peers run on it too.
+        loop = ["--backend", "asyncio", "--loop", "asyncio"]
+        argv = [*serve, "--adapter", "anyio", *loop, "--app", "bench_app_anyio:app"]
     elif name == "ptycore-anyio-trio":
         argv = [*serve, "--adapter", "anyio", "--backend", "trio", "--app", "bench_app_anyio:app"]
     elif name == "ptycore-twisted":
