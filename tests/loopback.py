@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncssh
 import paramiko
 
 from ptycore import ProtocolError
@@ -301,6 +302,22 @@ def paramiko_echo_shell(client: paramiko.SSHClient) -> None:
         channel.sendall(send)
     assert b"abc" in received
     assert channel.recv_exit_status() == 3
+
+
+async def asyncssh_resize(conn: asyncssh.SSHClientConnection) -> tuple[str, str]:
+    """``stty size`` in an 80x24 PTY, then again after AsyncSSH resized it to 132x50:
+    the two lines (the PTY's echo of the line typed in between is skipped)."""
+    process = await conn.create_process(
+        "stty size; read line; stty size", term_type="xterm", term_size=(80, 24)
+    )
+    first = await process.stdout.readline()
+    process.change_terminal_size(132, 50)
+    process.stdin.write("go\n")
+    second = await process.stdout.readline()
+    while second and "50" not in second:
+        second = await process.stdout.readline()
+    await process.wait()
+    return str(first), str(second)
 
 
 def ssh_options(port: int, log_level: str = "ERROR") -> list[str]:
