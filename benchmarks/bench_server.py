@@ -227,15 +227,9 @@ def server_command(name: str, keys: Keys, directory: Path) -> tuple[list[str], s
     listening = r"listening on 127\.0\.0\.1:(\d+)"
     peer = [str(keys.host), str(keys.authorized)]
     if name == "ptycore-anyio-asyncio":
-        argv = [
-            *serve,
-            "--adapter",
-            "anyio",
-            "--backend",
-            "asyncio",
-            "--app",
-            "bench_app_anyio:app",
-        ]
+        # asyncio's own loop even where uvloop is installed: the peers run on it too.
+        loop = ["--backend", "asyncio", "--loop", "asyncio"]
+        argv = [*serve, "--adapter", "anyio", *loop, "--app", "bench_app_anyio:app"]
     elif name == "ptycore-anyio-trio":
         argv = [*serve, "--adapter", "anyio", "--backend", "trio", "--app", "bench_app_anyio:app"]
     elif name == "ptycore-twisted":
@@ -678,25 +672,49 @@ def report_bulk(data: dict[str, Any], servers: list[str], settings: Settings) ->
     return title + "\n" + table(headers, rows)
 
 
+def _server_rows(
+    data: dict[str, Any],
+    servers: list[str],
+    headers: list[str],
+    *,
+    figure: str,
+    compared: str,
+    cells: Callable[[dict[str, Any]], list[str]],
+) -> list[list[str]]:
+    """A row per server: its name, ``cells`` of its figure, and the ratio of the
+    ``compared`` value of BASE to its own (or why the server has no figure)."""
+    mine = _get(data, BASE, figure, compared)
+    rows = []
+    for name in servers:
+        cell = _get(data, name, figure)
+        failed = _error_row(cell, name, len(headers))
+        if failed is not None:
+            rows.append(failed)
+            continue
+        theirs = "-" if name == BASE else ratio(mine, cell[compared])
+        rows.append([name, *cells(cell), theirs])
+    return rows
+
+
 def report_latency(data: dict[str, Any], servers: list[str], settings: Settings) -> str:
     title = (
         f"Figure 2: ssh host true (connect, authenticate, exec, close), {settings.runs} runs "
         f"each, servers interleaved. ms: lower is better. ratio = {BASE} / server."
     )
     headers = ["server", "median ms", "p90 ms", "max ms", "runs >= 40 ms", "ratio median"]
-    rows = []
-    mine = _get(data, BASE, "latency", "median_ms")
-    for name in servers:
-        cell = _get(data, name, "latency")
-        failed = _error_row(cell, name, len(headers))
-        if failed is not None:
-            rows.append(failed)
-            continue
-        rows.append([
-            name, number(cell["median_ms"]), number(cell["p90_ms"]), number(cell["max_ms"]),
+    rows = _server_rows(
+        data,
+        servers,
+        headers,
+        figure="latency",
+        compared="median_ms",
+        cells=lambda cell: [
+            number(cell["median_ms"]),
+            number(cell["p90_ms"]),
+            number(cell["max_ms"]),
             f"{cell['stalls']}/{cell['runs']}",
-            "-" if name == BASE else ratio(mine, cell["median_ms"]),
-        ])  # fmt: skip
+        ],
+    )
     return title + "\n" + table(headers, rows)
 
 
@@ -707,19 +725,19 @@ def report_rate(data: dict[str, Any], servers: list[str], settings: Settings) ->
         f"ms per connection: lower is better. ratio = {BASE} / server (conn/s)."
     )
     headers = ["server", "conn/s", "connections", "failed", "server CPU ms/conn", "ratio"]
-    rows = []
-    mine = _get(data, BASE, "rate", "per_second")
-    for name in servers:
-        cell = _get(data, name, "rate")
-        failed = _error_row(cell, name, len(headers))
-        if failed is not None:
-            rows.append(failed)
-            continue
-        rows.append([
-            name, number(cell["per_second"]), str(cell["connections"]), str(cell["failed"]),
+    rows = _server_rows(
+        data,
+        servers,
+        headers,
+        figure="rate",
+        compared="per_second",
+        cells=lambda cell: [
+            number(cell["per_second"]),
+            str(cell["connections"]),
+            str(cell["failed"]),
             number(cell["server_cpu_ms_per_connection"]),
-            "-" if name == BASE else ratio(mine, cell["per_second"]),
-        ])  # fmt: skip
+        ],
+    )
     return title + "\n" + table(headers, rows)
 
 
@@ -730,19 +748,18 @@ def report_memory(data: dict[str, Any], servers: list[str], settings: Settings) 
         "sshd processes; the others: the server's RSS."
     )
     headers = ["server", "KiB/session", "before MiB", "after MiB", "ratio"]
-    rows = []
-    mine = _get(data, BASE, "memory", "kib_per_session")
-    for name in servers:
-        cell = _get(data, name, "memory")
-        failed = _error_row(cell, name, len(headers))
-        if failed is not None:
-            rows.append(failed)
-            continue
-        rows.append([
-            name, number(cell["kib_per_session"]), number(cell["before_kib"] / 1024),
+    rows = _server_rows(
+        data,
+        servers,
+        headers,
+        figure="memory",
+        compared="kib_per_session",
+        cells=lambda cell: [
+            number(cell["kib_per_session"]),
+            number(cell["before_kib"] / 1024),
             number(cell["after_kib"] / 1024),
-            "-" if name == BASE else ratio(mine, cell["kib_per_session"]),
-        ])  # fmt: skip
+        ],
+    )
     return title + "\n" + table(headers, rows)
 
 

@@ -15,13 +15,14 @@ Seeds (``--write-seeds DIR``; needs ``ssh``, Paramiko and AsyncSSH):
   AsyncSSH sent to a socket that answered with a version line and nothing more.
 - ``openssh-session-*``: all that OpenSSH sent in a whole login (password ``p``
   for ``u``, a PTY, a shell, ``hello``, ``q``), once per kind of cipher, to a
-  ServerConnection with this harness's fixed random source, host key, version
-  and clock, up to the read that brought the client's DISCONNECT; framed as the
-  reads came (mode 2), and byte by byte (``-bytes``, mode 1). Replayed here, the
-  key exchange gives the same keys, so mutations reach the encrypted and
-  authenticated paths. ``--write-seeds`` checks that they replay to a shell;
-  tests/test_server_stream.py checks it on every run. They must be made again
-  when the server's random draws change; the first flights need not be.
+  ServerConnection with the fixed random source, host key, version and clock
+  of tests/server_stream_helpers.py, up to the read that brought the client's
+  DISCONNECT; framed as the reads came (mode 2), and byte by byte (``-bytes``,
+  mode 1). Replayed here, the key exchange gives the same keys, so mutations
+  reach the encrypted and authenticated paths. ``--write-seeds`` checks that they
+  replay to a shell; tests/test_server_stream.py checks it on every run. They
+  must be made again when the server's random draws change; the first flights
+  need not be.
 
 Run: python3 fuzz/fuzz_server_stream.py -atheris_runs=50000 /tmp/corpus fuzz/seeds/server_stream
 """
@@ -32,111 +33,49 @@ import asyncio
 import contextlib
 import os
 import pathlib
-import random
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
 
 import atheris  # type: ignore[import-untyped]
 
+# The server and the checks, shared with tests/test_server_stream.py.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
+
 with atheris.instrument_imports():
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    from ptycore import (
-        ChannelDataReceived,
-        ChannelEOFReceived,
-        ConnectionClosed,
-        ProtocolError,
-        RequestReceived,
-        ServerConfig,
-        ServerConnection,
-        SessionEvent,
-        SimpleAuthenticator,
+    from ptycore import ChannelDataReceived, ConnectionClosed
+    from server_stream_helpers import (
+        SERVER_VERSION,
+        application,
+        bytewise,
+        check_outcome,
+        feed,
+        frame,
+        make_server,
+        unframe,
     )
-    from ptycore.connection import BufferFullError
-    from ptycore.session import LocalProtocolError
-    from ptycore.transport import HostKey, TransportConfig
 
-SERVER_VERSION = "SSH-2.0-fuzz_server"
-HOST_KEY = HostKey(ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
-CONFIG = ServerConfig(transport=TransportConfig(version=SERVER_VERSION))
-AUTHENTICATOR = SimpleAuthenticator(passwords={"u": "p"})
-BUFFER_LIMIT = CONFIG.transport.max_packet_size + 4 + 64
 TIMEOUT = 20.0
 T = TypeVar("T")
 
 
-def _server() -> ServerConnection:
-    return ServerConnection(CONFIG, AUTHENTICATOR, [HOST_KEY], random.Random(1).randbytes, now=0.0)
-
-
-def _application(server: ServerConnection, events: Sequence[object]) -> None:
-    """Accept every request, echo what fits, end the channel at EOF or ``q``."""
-    for event in events:
-        if isinstance(event, SessionEvent) and isinstance(event.event, RequestReceived):
-            server.accept_request(event.channel_id, event.event.handle)
-        elif isinstance(event, ChannelDataReceived | ChannelEOFReceived):
-            # Data after our EOF, a channel closed meanwhile: the application's
-            # mistakes, not the receive path's.
-            with contextlib.suppress(BufferFullError, LocalProtocolError, KeyError):
-                data = getattr(event, "data", b"")
-                server.send_data(event.channel_id, data[: server.writable(event.channel_id)])
-                if b"q" in data or isinstance(event, ChannelEOFReceived):
-                    server.send_exit_status(event.channel_id, 0)
-                    server.send_eof(event.channel_id)
-                    server.close_channel(event.channel_id)
-
-
 def _chunks(mode: int, data: bytes) -> list[bytes]:
     if mode & 1:
-        return [data[i : i + 1] for i in range(len(data))]
+        return bytewise(data)
     if mode & 2:
-        chunks = []
-        while len(data) >= 2:
-            end = 2 + int.from_bytes(data[:2], "big")
-            chunks.append(data[2:end])
-            data = data[end:]
-        return chunks
+        return unframe(data)
     size = (mode >> 2) * 16 or len(data) or 1
     return [data[i : i + size] for i in range(0, len(data), size)]
 
 
-def _frame(chunks: list[bytes]) -> bytes:
-    return b"".join(len(chunk).to_bytes(2, "big") + chunk for chunk in chunks)
-
-
-def _feed(server: ServerConnection, chunks: list[bytes]) -> list[object]:
-    """Each chunk to the server, the application answering in between; the events."""
-    seen: list[object] = []
-    for chunk in chunks:
-        events = list(server.receive_data(chunk, now=1.0))
-        _application(server, events)
-        seen += events
-        server.data_to_send()
-        if len(server._transport._inbuf) > BUFFER_LIMIT:
-            raise AssertionError("receive buffer holds more than one packet")
-        if server.closed:
-            break
-    return seen
-
-
 def test_one_input(data: bytes) -> None:
-    if not data:
-        return
-    server = _server()
-    server.data_to_send()
-    try:
-        _feed(server, _chunks(data[0], data[1:]))
-    except ProtocolError:
-        if not server.closed or not server.data_to_send():
-            raise AssertionError("ProtocolError without a queued DISCONNECT") from None
-    if server.authenticated and server.username != "u":
-        raise AssertionError("logged in as a user without a password")
+    if data:
+        check_outcome(_chunks(data[0], data[1:]))
 
 
 # --- capturing seeds from real clients ------------------------------------------------------
@@ -176,7 +115,7 @@ def _first_flight(conn: socket.socket) -> bytes:
 def _session(conn: socket.socket) -> list[bytes]:
     """Serve with the harness's server; return each read of what the client sent,
     up to the read that brought its DISCONNECT."""
-    server, reads = _server(), []
+    server, reads = make_server(), []
     conn.sendall(server.data_to_send())
     while not server.closed:
         data = conn.recv(65536)
@@ -186,7 +125,7 @@ def _session(conn: socket.socket) -> list[bytes]:
         if any(isinstance(event, ConnectionClosed) for event in events):
             break
         reads.append(data)
-        _application(server, events)
+        application(server, events)
         conn.sendall(server.data_to_send())
     return reads
 
@@ -235,9 +174,9 @@ def _asyncssh(port: int) -> None:
 def _check_session(reads: list[bytes]) -> None:
     """Replayed read by read, and byte by byte, the capture logs in, opens a shell
     and echoes ``hello``."""
-    for chunks in (reads, _chunks(1, b"".join(reads))):
-        server = _server()
-        events = _feed(server, chunks)
+    for chunks in (reads, bytewise(b"".join(reads))):
+        server = make_server()
+        events = feed(server, chunks)
         echoed = b"".join(e.data for e in events if isinstance(e, ChannelDataReceived))
         if not server.authenticated or b"hello" not in echoed:
             raise RuntimeError("the captured session does not replay")
@@ -260,7 +199,7 @@ def write_seeds(directory: pathlib.Path) -> None:
         reads = _serve_one(partial(_ssh, *options, stdin=b"hello\nq"), _session)
         _check_session(reads)
         name = f"openssh-session-{cipher.split('@')[0]}"
-        (directory / name).write_bytes(b"\x02" + _frame(reads))
+        (directory / name).write_bytes(b"\x02" + frame(reads))
         (directory / f"{name}-bytes").write_bytes(b"\x01" + b"".join(reads))
 
 

@@ -1,7 +1,7 @@
 """A tiny blocking server around ServerConnection, for tests against real clients.
 
 Each accepted socket is served in its own thread by :func:`serve_socket`, running
-:class:`EchoApp`: ``exec`` commands ``echo TEXT``, ``exit N``, ``cat`` (echo stdin
+:class:`EchoApp` (or a subclass): ``exec`` commands ``echo TEXT``, ``exit N``, ``cat`` (echo stdin
 until EOF), ``pty`` (report the PTY), ``stderr TEXT`` (to stderr, status 1),
 ``kill SIGNAL`` (exit-signal) and ``big N`` (send N bytes); ``shell``
 echoes input until it sees ``q`` or Ctrl-D and then exits with status 3.
@@ -14,10 +14,13 @@ import base64
 import socket
 import threading
 import time
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
+import asyncssh
 import paramiko
 
 from ptycore import ProtocolError
@@ -142,11 +145,13 @@ class EchoApp:
 
 
 def serve_socket(
-    sock: socket.socket, conn: ServerConnection, errors: list[BaseException], log: list[object]
+    sock: socket.socket, conn: ServerConnection, app: EchoApp, errors: list[BaseException]
 ) -> None:
-    """Run one connection until either side closes it; its events go to ``log``."""
-    app = EchoApp(conn)
-    app.log = log
+    """Run one connection until either side closes it; an exception goes to ``errors``."""
+    # Without it, each of the ~130 key exchanges of a 64 MiB transfer under
+    # RekeyLimit=1M waits ~40 ms on Nagle's algorithm (sshd sets it for interactive
+    # sessions: packet.c ssh_packet_set_interactive).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.sendall(conn.data_to_send())
         while not conn.closed:
@@ -155,7 +160,7 @@ def serve_socket(
             wait = TIMEOUT if timer is None else min(TIMEOUT, timer - time.monotonic())
             sock.settimeout(max(wait, 0.001))
             try:
-                data = sock.recv(65536)
+                data = sock.recv(1 << 18)
             except TimeoutError:
                 if timer is None or time.monotonic() < timer:
                     raise  # nothing from the client within TIMEOUT: a hung test
@@ -182,14 +187,29 @@ def serve_socket(
 
 @dataclass
 class Server:
+    """What the server saw, over all its connections."""
+
     port: int
-    host_key: HostKey
-    errors: list[BaseException]
-    log: list[object]
+    host_keys: list[HostKey]
+    errors: list[BaseException] = field(default_factory=list)
+    log: list[object] = field(default_factory=list)
+
+    @property
+    def host_key(self) -> HostKey:
+        """The first host key, the one every client is offered."""
+        return self.host_keys[0]
+
+    def key_exchanges(self) -> list[KeyExchangeComplete]:
+        return [e for e in list(self.log) if isinstance(e, KeyExchangeComplete)]
 
     def rekeys(self) -> int:
         """Key exchanges after the first, over all connections so far."""
-        return sum(isinstance(e, KeyExchangeComplete) and not e.initial for e in self.log)
+        return sum(not e.initial for e in self.key_exchanges())
+
+    def check(self) -> None:
+        """No server error since the last check (one test's error fails that test only)."""
+        errors, self.errors[:] = list(self.errors), []
+        assert errors == [], "".join(traceback.format_exception(errors[0]))
 
 
 def authorized_blob(public_key_line: str) -> bytes:
@@ -198,45 +218,74 @@ def authorized_blob(public_key_line: str) -> bytes:
 
 
 @contextmanager
+def accepting(serve: Callable[[socket.socket], None]) -> Iterator[int]:
+    """Listen on 127.0.0.1 and run ``serve`` on every connection in a thread of its
+    own until the block ends; then check that every thread has ended. Gives the port."""
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(0.1)
+
+        def accept_loop() -> None:
+            while not stop.is_set():
+                try:
+                    sock, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                thread = threading.Thread(target=serve, args=(sock,), daemon=True)
+                thread.start()
+                threads.append(thread)
+
+        acceptor = threading.Thread(target=accept_loop, daemon=True)
+        acceptor.start()
+        try:
+            yield listener.getsockname()[1]
+        finally:
+            stop.set()
+            acceptor.join(TIMEOUT)
+            for thread in threads:
+                thread.join(TIMEOUT)
+    assert not any(thread.is_alive() for thread in threads)
+
+
+@contextmanager
 def running_server(
     authenticator: SimpleAuthenticator,
     config: ServerConfig | None = None,
     extra_host_keys: tuple[HostKey, ...] = (),
+    app: Callable[[ServerConnection], EchoApp] = EchoApp,
 ) -> Iterator[Server]:
-    """Listen on 127.0.0.1; serve every connection in a thread until the block ends."""
-    host_key = HostKey.generate()
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
+    """Serve ServerConnection with a new Ed25519 host key (and ``extra_host_keys``)
+    and ``app`` on every connection, as :func:`accepting` does."""
+    host_keys = [HostKey.generate(), *extra_host_keys]
     errors: list[BaseException] = []
     log: list[object] = []
-    threads: list[threading.Thread] = []
 
-    def accept_loop() -> None:
-        while not stop.is_set():
-            try:
-                sock, _ = listener.accept()
-            except TimeoutError:
-                continue
-            conn = ServerConnection(
-                config, authenticator, [host_key, *extra_host_keys], now=time.monotonic()
-            )
-            thread = threading.Thread(
-                target=serve_socket, args=(sock, conn, errors, log), daemon=True
-            )
-            thread.start()
-            threads.append(thread)
+    def serve(sock: socket.socket) -> None:
+        conn = ServerConnection(config, authenticator, host_keys, now=time.monotonic())
+        served = app(conn)
+        served.log = log
+        serve_socket(sock, conn, served, errors)
 
-    acceptor = threading.Thread(target=accept_loop, daemon=True)
-    acceptor.start()
-    try:
-        yield Server(port=listener.getsockname()[1], host_key=host_key, errors=errors, log=log)
-    finally:
-        stop.set()
-        acceptor.join(TIMEOUT)
-        for thread in threads:
-            thread.join(TIMEOUT)
-        listener.close()
+    with accepting(serve) as port:
+        yield Server(port=port, host_keys=host_keys, errors=errors, log=log)
+
+
+def paramiko_connect(port: int, *, timeout: float = TIMEOUT, **options: Any) -> paramiko.SSHClient:
+    """A Paramiko client logged in as alice on 127.0.0.1 with ``options`` (credentials,
+    algorithms), trusting any host key, with no agent and no keys of the user's."""
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect(
+        "127.0.0.1",
+        port=port,
+        username="alice",
+        look_for_keys=False,
+        allow_agent=False,
+        timeout=timeout,
+        **options,
+    )
+    return client
 
 
 def paramiko_echo_shell(client: paramiko.SSHClient) -> None:
@@ -253,6 +302,22 @@ def paramiko_echo_shell(client: paramiko.SSHClient) -> None:
         channel.sendall(send)
     assert b"abc" in received
     assert channel.recv_exit_status() == 3
+
+
+async def asyncssh_resize(conn: asyncssh.SSHClientConnection) -> tuple[str, str]:
+    """``stty size`` in an 80x24 PTY, then again after AsyncSSH resized it to 132x50:
+    the two lines (the PTY's echo of the line typed in between is skipped)."""
+    process = await conn.create_process(
+        "stty size; read line; stty size", term_type="xterm", term_size=(80, 24)
+    )
+    first = await process.stdout.readline()
+    process.change_terminal_size(132, 50)
+    process.stdin.write("go\n")
+    second = await process.stdout.readline()
+    while second and "50" not in second:
+        second = await process.stdout.readline()
+    await process.wait()
+    return str(first), str(second)
 
 
 def ssh_options(port: int, log_level: str = "ERROR") -> list[str]:

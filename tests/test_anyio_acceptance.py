@@ -36,10 +36,9 @@ def _serve(
     with run_server(
         tmp_path_factory.mktemp(f"anyio-{app}-{backend}"),
         app,
-        "--adapter",
-        "anyio",
         "--backend",
         backend,
+        adapter="anyio",
         env={"SHELL": shell},
     ) as running:
         yield running
@@ -117,7 +116,7 @@ def test_serve_stops_cleanly_and_hangs_up_open_sessions(
 ) -> None:
     """The Twisted check, with ``--adapter anyio``; the client is told why."""
     with run_server(
-        tmp_path, "shell", "--adapter", "anyio", "--backend", backend, env={"SHELL": "/bin/sh"}
+        tmp_path, "shell", "--backend", backend, adapter="anyio", env={"SHELL": "/bin/sh"}
     ) as server:
         client = subprocess.Popen(
             [*server.ssh_args("-T"), "echo started; sleep 94"],
@@ -143,7 +142,7 @@ def test_serve_runs_a_module_attribute_application(tmp_path: Path, backend: str)
     example = Path(__file__).parent.parent / "examples" / "anyio_terminal.py"
     (tmp_path / "anyio_terminal.py").write_bytes(example.read_bytes())
     with run_server(
-        tmp_path, "anyio_terminal:show_terminal", "--adapter", "anyio", "--backend", backend
+        tmp_path, "anyio_terminal:show_terminal", "--backend", backend, adapter="anyio"
     ) as server:
         done = openssh.ssh(server, "-tt", command="x")
         no_pty = openssh.ssh(server, "-T")

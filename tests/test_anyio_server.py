@@ -25,6 +25,7 @@ import bcrypt
 import paramiko
 import pytest
 
+from loopback import asyncssh_resize
 from ptycore.auth import AuthConfig
 from ptycore.connection import ConnectionConfig
 from ptycore.server import ServerConfig
@@ -258,17 +259,8 @@ async def test_asyncssh_size_modes_env_resize_and_status(keys: Keys) -> None:
                 term_modes={asyncssh.PTY_VINTR: 0x07, asyncssh.PTY_ECHO: 0},
                 env={"LANG": "C.UTF-8", "PTYCORE_X": "x y", "NOT_ACCEPTED": "no"},
             )
-            process = await conn.create_process(
-                "stty size; read line; stty size", term_type="xterm", term_size=(80, 24)
-            )
-            first = await process.stdout.readline()
-            process.change_terminal_size(132, 50)
-            process.stdin.write("go\n")
-            second = ""
-            while "50" not in second:
-                second = await process.stdout.readline()
-            await process.wait()
-        return str(result.stdout), str(first), str(second), result.exit_status
+            first, second = await asyncssh_resize(conn)
+        return str(result.stdout), first, second, result.exit_status
 
     async with running(SHELL, keys) as server:
         out, first, second, status = await in_asyncio(client)

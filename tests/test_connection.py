@@ -361,7 +361,9 @@ def test_misuse_and_peer_errors_around_opening() -> None:
         unconfirmed.receive_payload(data_msg(0, b"early"))
 
 
-def test_manual_consumption_paces_the_peer() -> None:
+def _manual_shell() -> Connection:
+    """A server connection with a 64 KiB window that the application consumes
+    itself, and channel 0 running a shell; nothing left to send."""
     conn = Connection(Role.SERVER, ConnectionConfig(window_size=65536, auto_consume=False))
     conn.receive_payload(channel_open())
     (event,) = conn.receive_payload(channel_request(0, "shell", True))
@@ -369,18 +371,17 @@ def test_manual_consumption_paces_the_peer() -> None:
     assert isinstance(event.event, RequestReceived)
     server_session(conn, 0).accept(event.event.handle)
     conn.payloads_to_send()
+    return conn
+
+
+def test_manual_consumption_paces_the_peer() -> None:
+    conn = _manual_shell()
     conn.receive_payload(data_msg(0, b"a" * 32768))
     conn.receive_payload(data_msg(0, b"a" * 32768))
     assert conn.payloads_to_send() == []  # nothing consumed: no window for the peer
     with pytest.raises(ProtocolError, match="window"):
         conn.receive_payload(data_msg(0, b"a" * 32768))
-    conn = Connection(Role.SERVER, ConnectionConfig(window_size=65536, auto_consume=False))
-    conn.receive_payload(channel_open())
-    (event,) = conn.receive_payload(channel_request(0, "shell", True))
-    assert isinstance(event, SessionEvent)
-    assert isinstance(event.event, RequestReceived)
-    server_session(conn, 0).accept(event.event.handle)
-    conn.payloads_to_send()
+    conn = _manual_shell()
     conn.receive_payload(data_msg(0, b"a" * 30000))
     conn.receive_payload(data_msg(0, b"a" * 10000))
     with pytest.raises(ValueError, match="received"):

@@ -13,9 +13,9 @@ import shutil
 import socket
 import subprocess
 import time
-import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +23,7 @@ from loopback import (
     TIMEOUT,
     Server,
     authorized_blob,
+    paramiko_connect,
     paramiko_echo_shell,
     running_server,
     ssh_options,
@@ -61,7 +62,7 @@ def server(keys: dict[str, Path]) -> Iterator[Server]:
     config = ServerConfig(auth=AuthConfig(banner="Welcome to ptycore\r\n"))
     with running_server(authenticator, config) as srv:
         yield srv
-    assert srv.errors == [], "".join(traceback.format_exception(srv.errors[0]))
+    srv.check()
 
 
 def ssh_command(server: Server, key: Path) -> list[str]:
@@ -189,22 +190,9 @@ def test_openssh_wrong_key_is_refused(server: Server, tmp_path: Path) -> None:
 
 
 def test_paramiko_by_key_and_password(server: Server, keys: dict[str, Path]) -> None:
-    paramiko = pytest.importorskip("paramiko")
-    for credentials in (
-        {"key_filename": str(keys["ed25519"])},
-        {"password": PASSWORD},
-    ):
-        client = paramiko.SSHClient()
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-        client.connect(
-            "127.0.0.1",
-            port=server.port,
-            username="alice",
-            look_for_keys=False,
-            allow_agent=False,
-            timeout=TIMEOUT,
-            **credentials,
-        )
+    logins: list[dict[str, Any]] = [{"key_filename": str(keys["ed25519"])}, {"password": PASSWORD}]
+    for credentials in logins:
+        client = paramiko_connect(server.port, **credentials)
         try:
             _, stdout, _ = client.exec_command("echo paramiko", timeout=TIMEOUT)
             assert stdout.read() == b"paramiko\n"
@@ -322,7 +310,7 @@ def test_openssh_learns_new_host_keys(keys: dict[str, Path], tmp_path: Path) -> 
         )
         assert result.returncode == 0, result.stderr
         assert result.stdout == b"rotated\n"
-    assert srv.errors == [], "".join(traceback.format_exception(srv.errors[0]))
+    srv.check()
     learned = known_hosts.read_text()
     assert rsa_host_key.openssh_public() in learned
     assert srv.host_key.openssh_public() in learned
@@ -402,7 +390,7 @@ def test_openssh_user_certificate(tmp_path: Path) -> None:
         assert result.stdout == b"certified\n"
         (tmp_path / "user-cert.pub").unlink()
         assert ssh(srv, "echo plain key", key=tmp_path / "user").returncode == 255
-    assert srv.errors == [], "".join(traceback.format_exception(srv.errors[0]))
+    srv.check()
 
 
 @pytest.fixture(scope="module")
@@ -457,7 +445,7 @@ def test_dropbear_dbclient() -> None:
     authenticator = SimpleAuthenticator(passwords={"alice": PASSWORD})
     with running_server(authenticator) as srv:
         result = dbclient(srv.port, "echo dropbear")
-    assert srv.errors == [], "".join(traceback.format_exception(srv.errors[0]))
+    srv.check()
     assert result.stdout == b"dropbear\n", result.stderr
 
 
@@ -478,7 +466,7 @@ def test_dropbear_dbclient_first_kex_packet_guess(kex: tuple[str, ...]) -> None:
     config = ServerConfig(transport=TransportConfig(kex_algorithms=kex))
     with running_server(authenticator, config) as srv:
         result = dbclient(srv.port, "echo guessed")
-    assert srv.errors == [], "".join(traceback.format_exception(srv.errors[0]))
+    srv.check()
     assert result.stdout == b"guessed\n", result.stderr
     [done] = [e for e in srv.log if isinstance(e, KeyExchangeComplete)]
     assert done.algorithms.kex == "curve25519-sha256"
@@ -504,7 +492,7 @@ def test_openssh_through_rekeys_the_server_starts(keys: dict[str, Path]) -> None
             timeout=TIMEOUT,
             check=False,
         )
-    assert srv.errors == [], "".join(traceback.format_exception(srv.errors[0]))
+    srv.check()
     assert result.returncode == 0, result.stderr[-2000:]
     assert hashlib.sha256(result.stdout).digest() == hashlib.sha256(data).digest()
     # One rekey at login, then one per 64 KiB sent or received under the current keys
@@ -544,4 +532,4 @@ def test_openssh_answers_client_alive_keepalives(keys: dict[str, Path]) -> None:
         assert answers() >= 3  # more than ClientAliveCountMax: each answer resets the count
         assert process.returncode == 0, stderr
         assert stdout == b"alive\n"
-    assert srv.errors == [], "".join(traceback.format_exception(srv.errors[0]))
+    srv.check()

@@ -5,112 +5,41 @@ as captured and mutated, whole, byte by byte and cut anywhere.
 Whatever arrives, ``receive_data`` gives events or raises ProtocolError with a
 DISCONNECT queued and the connection closed, nothing else; the transport's
 receive buffer never holds more than one packet; nobody logs in without the
-password. The Hypothesis side of fuzz/fuzz_server_stream.py, with the same server.
+password. The Hypothesis side of fuzz/fuzz_server_stream.py, with the same server
+and checks (server_stream_helpers.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import random
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ptycore
-from ptycore import DisconnectReason, ProtocolError
+from ptycore import DisconnectReason
 from ptycore._wire import encode_text
-from ptycore.auth import SimpleAuthenticator
-from ptycore.connection import (
-    BufferFullError,
-    ChannelDataReceived,
-    ChannelEOFReceived,
-    SessionEvent,
-)
-from ptycore.server import ServerConfig, ServerConnection
-from ptycore.session import LocalProtocolError, RequestReceived
-from ptycore.transport import HostKey, Role, Transport, TransportConfig
+from ptycore.connection import ChannelDataReceived, SessionEvent
+from ptycore.server import ServerConnection
+from ptycore.session import RequestReceived
+from ptycore.transport import Role, Transport
+from server_stream_helpers import bytewise, check_outcome, feed, make_server, unframe
 
 SEEDS = Path(__file__).parent.parent / "fuzz" / "seeds" / "server_stream"
 REMAKE = "make them again: python3 fuzz/fuzz_server_stream.py --write-seeds " + str(SEEDS)
-
-# The harness's server, to the byte: the captured sessions decrypt only with the
-# same host key, random source, version string and clock.
-HOST_KEY = HostKey(ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
-CONFIG = ServerConfig(transport=TransportConfig(version="SSH-2.0-fuzz_server"))
-BUFFER_LIMIT = CONFIG.transport.max_packet_size + 4 + 64
-
-
-def make_server() -> ServerConnection:
-    authenticator = SimpleAuthenticator(passwords={"u": "p"})
-    return ServerConnection(CONFIG, authenticator, [HOST_KEY], random.Random(1).randbytes, now=0.0)
-
-
-def application(server: ServerConnection, events: Sequence[object]) -> None:
-    """Accept every request, echo what fits, end the channel at EOF or ``q``."""
-    for event in events:
-        if isinstance(event, SessionEvent) and isinstance(event.event, RequestReceived):
-            server.accept_request(event.channel_id, event.event.handle)
-        elif isinstance(event, ChannelDataReceived | ChannelEOFReceived):
-            # The application's own mistakes (data after our EOF) are not the point.
-            with contextlib.suppress(BufferFullError, LocalProtocolError, KeyError):
-                data = getattr(event, "data", b"")
-                server.send_data(event.channel_id, data[: server.writable(event.channel_id)])
-                if b"q" in data or isinstance(event, ChannelEOFReceived):
-                    server.send_exit_status(event.channel_id, 0)
-                    server.send_eof(event.channel_id)
-                    server.close_channel(event.channel_id)
-
-
-def feed(server: ServerConnection, chunks: Sequence[bytes]) -> list[object]:
-    """Each chunk in turn, the application answering in between; all events."""
-    seen: list[object] = []
-    for chunk in chunks:
-        events = server.receive_data(chunk, now=1.0)
-        application(server, events)
-        seen += events
-        server.data_to_send()
-        assert len(server._transport._inbuf) <= BUFFER_LIMIT
-        if server.closed:
-            break
-    return seen
-
-
-def check_outcome(chunks: Sequence[bytes]) -> None:
-    """Events or a ProtocolError with a DISCONNECT queued; nothing else."""
-    server = make_server()
-    try:
-        feed(server, chunks)
-    except ProtocolError:
-        assert server.closed
-        assert server.data_to_send() != b""
-    assert not server.authenticated or server.username == "u"
 
 
 def load_reads(path: Path) -> list[bytes]:
     """A seed as the reads to feed: mode 2 is framed by uint16 lengths."""
     mode, data = path.read_bytes()[0], path.read_bytes()[1:]
-    if mode != 2:
-        return [data]
-    reads = []
-    while data:
-        end = 2 + int.from_bytes(data[:2], "big")
-        reads.append(data[2:end])
-        data = data[end:]
-    return reads
+    return unframe(data) if mode == 2 else [data]
 
 
 CAPTURED = {path.name: load_reads(path) for path in sorted(SEEDS.iterdir())}
 SESSIONS = [name for name in CAPTURED if "session" in name and not name.endswith("-bytes")]
 FLIGHTS = [name for name in CAPTURED if name.endswith("first-flight")]
-
-
-def bytewise(data: bytes) -> list[bytes]:
-    return [data[i : i + 1] for i in range(len(data))]
 
 
 def test_the_seeds_are_there() -> None:

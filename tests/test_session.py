@@ -6,6 +6,7 @@ import itertools
 import os
 import re
 import termios
+from typing import Any
 
 import pytest
 
@@ -762,13 +763,18 @@ def test_client_second_pty_is_refused_locally() -> None:
     assert c.awaiting_replies == 1
 
 
-def test_client_pty_from_termios_and_window_changes() -> None:
+def new_pty_attributes() -> list[Any]:
+    """The termios attributes of a newly opened PTY."""
     master, slave = os.openpty()
     try:
-        attrs = termios.tcgetattr(slave)
+        return termios.tcgetattr(slave)
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_client_pty_from_termios_and_window_changes() -> None:
+    attrs = new_pty_attributes()
     c = ClientSession()
     c.request_pty(term="xterm", size=SIZE, termios_attrs=attrs, want_reply=False)
     assert c.pty is not None
@@ -953,12 +959,7 @@ def test_docs_example_server() -> None:
 
 def test_docs_example_client() -> None:
     """The client example of docs/session.rst."""
-    master, slave = os.openpty()
-    try:
-        attrs = termios.tcgetattr(slave)
-    finally:
-        os.close(master)
-        os.close(slave)
+    attrs = new_pty_attributes()
     session = ClientSession()
     session.request_pty(
         term="xterm-256color", size=WindowSize(cols=80, rows=24), termios_attrs=attrs

@@ -20,16 +20,11 @@ import asyncio
 import hashlib
 import os
 import random
-import select
 import shutil
-import socket
 import subprocess
 import threading
-import time
-import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +32,15 @@ import asyncssh
 import paramiko
 import pytest
 
-from loopback import EchoApp, authorized_blob, paramiko_echo_shell, ssh_options
-from ptycore import ProtocolError
-from ptycore._endpoint import ConnectionClosed
+from loopback import (
+    EchoApp,
+    Server,
+    authorized_blob,
+    paramiko_connect,
+    paramiko_echo_shell,
+    running_server,
+    ssh_options,
+)
 from ptycore.auth import AuthenticationSucceeded, SimpleAuthenticator
 from ptycore.connection import ChannelDataReceived, ChannelEOFReceived, SessionEvent
 from ptycore.server import ServerConnection
@@ -152,84 +153,28 @@ class HashApp(EchoApp):
         self._send(channel_id, source_data(int(size)))
 
 
-@dataclass
-class Served:
-    """What the server saw, over all connections."""
-
-    port: int
-    host_keys: list[HostKey]
-    log: list[object] = field(default_factory=list)
-    errors: list[BaseException] = field(default_factory=list)
-
-    def key_exchanges(self) -> list[KeyExchangeComplete]:
-        return [e for e in list(self.log) if isinstance(e, KeyExchangeComplete)]
-
-    def check(self) -> None:
-        """No server error since the last check (one test's error fails that test only)."""
-        errors, self.errors[:] = list(self.errors), []
-        assert errors == [], "".join(traceback.format_exception(errors[0]))
-
-    def check_login(self, since: int, case: Case, *requests: str) -> None:
-        """One connection since log entry ``since``, with the algorithms of ``case``
-        and the session ``requests`` (pty-req, shell, exec) in this order."""
-        self.check()
-        events = self.log[since:]
-        (done,) = [e for e in events if isinstance(e, KeyExchangeComplete)]
-        algorithms = done.algorithms
-        assert (algorithms.kex, algorithms.host_key) == (case.kex, case.host_key)
-        assert (algorithms.cipher_client_to_server, algorithms.mac_client_to_server) == (
-            case.cipher,
-            case.negotiated_mac,
-        )
-        assert algorithms.cipher_server_to_client == case.cipher
-        assert algorithms.strict_kex
-        (login,) = [e for e in events if isinstance(e, AuthenticationSucceeded)]
-        assert login.method == ("publickey" if case.user_key else "password")
-        received = [
-            e.event.request.request_type
-            for e in events
-            if isinstance(e, SessionEvent) and isinstance(e.event, RequestReceived)
-        ]
-        assert [name for name in received if name in ("pty-req", "shell", "exec")] == [*requests]
-
-
-def serve_connection(sock: socket.socket, conn: ServerConnection, served: Served) -> None:
-    """Feed the socket to the connection until either side closes; the timer too."""
-    app = HashApp(conn)
-    app.log = served.log
-    # Without it, each of the ~130 key exchanges of a 64 MiB transfer under
-    # RekeyLimit=1M waits ~40 ms on Nagle's algorithm (sshd sets it for interactive
-    # sessions: packet.c ssh_packet_set_interactive).
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.sendall(conn.data_to_send())
-        while not conn.closed:
-            timer = conn.get_timer()
-            wait = TIMEOUT if timer is None else min(TIMEOUT, max(0.0, timer - time.monotonic()))
-            readable, _, _ = select.select([sock], [], [], wait)
-            if readable:
-                data = sock.recv(1 << 18)
-                if not data:
-                    break
-                try:
-                    events = conn.receive_data(data, now=time.monotonic())
-                except ProtocolError:
-                    sock.sendall(conn.data_to_send())
-                    raise
-            elif timer is not None:
-                events = conn.handle_timer(time.monotonic())
-            else:
-                raise TimeoutError("the client went quiet")
-            app.handle(list(events))
-            sock.sendall(conn.data_to_send())
-            if any(isinstance(e, ConnectionClosed) for e in events):
-                break
-    except (ConnectionResetError, BrokenPipeError):
-        pass  # a client may hang up without a DISCONNECT once its session is over
-    except BaseException as error:  # reported to the test through served.errors
-        served.errors.append(error)
-    finally:
-        sock.close()
+def check_login(server: Server, since: int, case: Case, *requests: str) -> None:
+    """One connection since log entry ``since``, with the algorithms of ``case`` and
+    the session ``requests`` (pty-req, shell, exec) in this order."""
+    server.check()
+    events = server.log[since:]
+    (done,) = [e for e in events if isinstance(e, KeyExchangeComplete)]
+    algorithms = done.algorithms
+    assert (algorithms.kex, algorithms.host_key) == (case.kex, case.host_key)
+    assert (algorithms.cipher_client_to_server, algorithms.mac_client_to_server) == (
+        case.cipher,
+        case.negotiated_mac,
+    )
+    assert algorithms.cipher_server_to_client == case.cipher
+    assert algorithms.strict_kex
+    (login,) = [e for e in events if isinstance(e, AuthenticationSucceeded)]
+    assert login.method == ("publickey" if case.user_key else "password")
+    received = [
+        e.event.request.request_type
+        for e in events
+        if isinstance(e, SessionEvent) and isinstance(e.event, RequestReceived)
+    ]
+    assert [name for name in received if name in ("pty-req", "shell", "exec")] == [*requests]
 
 
 @dataclass(frozen=True)
@@ -253,10 +198,10 @@ def user_keys(tmp_path_factory: pytest.TempPathFactory) -> UserKeys:
     return UserKeys(ed25519=directory / "ed25519", rsa=directory / "rsa")
 
 
-@contextmanager
-def running_server(user_keys: UserKeys) -> Iterator[Served]:
+@pytest.fixture(scope="module")
+def server(user_keys: UserKeys) -> Iterator[Server]:
     """ServerConnection with the default configuration, an Ed25519 and an RSA host
-    key, on 127.0.0.1; a thread per connection until the block ends."""
+    key, and ``hash N`` besides EchoApp's commands."""
     blobs = [
         authorized_blob(Path(f"{path}.pub").read_text())
         for path in (user_keys.ed25519, user_keys.rsa)
@@ -264,39 +209,8 @@ def running_server(user_keys: UserKeys) -> Iterator[Served]:
     authenticator = SimpleAuthenticator(
         passwords={"alice": PASSWORD}, authorized_keys={"alice": blobs}
     )
-    host_keys = [HostKey.generate(), HostKey.generate("ssh-rsa", rsa_bits=2048)]
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.settimeout(0.1)
-        served = Served(port=listener.getsockname()[1], host_keys=host_keys)
-
-        def accept_loop() -> None:
-            while not stop.is_set():
-                try:
-                    sock, _ = listener.accept()
-                except TimeoutError:
-                    continue
-                conn = ServerConnection(None, authenticator, host_keys, now=time.monotonic())
-                thread = threading.Thread(target=serve_connection, args=(sock, conn, served))
-                thread.start()
-                threads.append(thread)
-
-        acceptor = threading.Thread(target=accept_loop)
-        acceptor.start()
-        try:
-            yield served
-        finally:
-            stop.set()
-            acceptor.join(TIMEOUT)
-            for thread in threads:
-                thread.join(TIMEOUT)
-    assert not any(thread.is_alive() for thread in threads)
-
-
-@pytest.fixture(scope="module")
-def server(user_keys: UserKeys) -> Iterator[Served]:
-    with running_server(user_keys) as served:
+    rsa = HostKey.generate("ssh-rsa", rsa_bits=2048)
+    with running_server(authenticator, extra_host_keys=(rsa,), app=HashApp) as served:
         yield served
     served.check()
 
@@ -304,7 +218,7 @@ def server(user_keys: UserKeys) -> Iterator[Served]:
 # --- OpenSSH --------------------------------------------------------------------------------
 
 
-def ssh_command(server: Served, *options: str, key: Path | None) -> list[str]:
+def ssh_command(server: Server, *options: str, key: Path | None) -> list[str]:
     identity = ["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-i", str(key)] if key else []
     return [
         "ssh",
@@ -324,7 +238,7 @@ def check_transfer(stdout: bytes, stderr: bytes, sent_digest: str, size: int) ->
 @pytest.mark.skipif(shutil.which("ssh") is None, reason="needs the OpenSSH client")
 @pytest.mark.parametrize(("cipher", "mac"), TRANSFER_CIPHERS)
 def test_openssh_64_mib_each_way_with_rekeys(
-    server: Served, user_keys: UserKeys, cipher: str, mac: str
+    server: Server, user_keys: UserKeys, cipher: str, mac: str
 ) -> None:
     data = os.urandom(TRANSFER)
     before = len(server.key_exchanges())
@@ -366,7 +280,7 @@ def openssh_options(case: Case) -> tuple[str, ...]:
 
 @pytest.mark.skipif(shutil.which("ssh") is None, reason="needs the OpenSSH client")
 @pytest.mark.parametrize("case", cases(OPENSSH_KEX, CIPHER_MACS), ids=str)
-def test_openssh_key_pty_shell(server: Served, user_keys: UserKeys, case: Case) -> None:
+def test_openssh_key_pty_shell(server: Server, user_keys: UserKeys, case: Case) -> None:
     since = len(server.log)
     result = subprocess.run(
         ssh_command(server, "-tt", *openssh_options(case), key=user_keys.get(case.user_key)),
@@ -379,12 +293,12 @@ def test_openssh_key_pty_shell(server: Served, user_keys: UserKeys, case: Case) 
     assert result.returncode == 3, result.stderr
     assert b"ptycore echo shell" in result.stdout
     assert b"hello" in result.stdout
-    server.check_login(since, case, "pty-req", "shell")
+    check_login(server, since, case, "pty-req", "shell")
 
 
 @pytest.mark.skipif(shutil.which("ssh") is None, reason="needs the OpenSSH client")
 @pytest.mark.parametrize("case", password_cases(OPENSSH_KEX, CIPHER_MACS), ids=str)
-def test_openssh_password(server: Served, tmp_path: Path, case: Case) -> None:
+def test_openssh_password(server: Server, tmp_path: Path, case: Case) -> None:
     askpass = tmp_path / "askpass"
     askpass.write_text(f"#!/bin/sh\necho '{PASSWORD}'\n")
     askpass.chmod(0o700)
@@ -400,7 +314,7 @@ def test_openssh_password(server: Served, tmp_path: Path, case: Case) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"by password\n"
-    server.check_login(since, case, "exec")
+    check_login(server, since, case, "exec")
 
 
 # --- Paramiko -------------------------------------------------------------------------------
@@ -409,17 +323,11 @@ PARAMIKO_KEX = ("mlkem768x25519-sha256", "curve25519-sha256@libssh.org")
 PARAMIKO_CIPHERS = [(c, m) for c, m in CIPHER_MACS if not c.startswith("chacha20")]
 
 
-def paramiko_client(server: Served, case: Case, **credentials: Any) -> paramiko.SSHClient:
+def paramiko_client(server: Server, case: Case, **credentials: Any) -> paramiko.SSHClient:
     """A logged-in Paramiko client that can only pick the algorithms of ``case``."""
     transport: Any = paramiko.Transport  # its algorithm lists are not in the stubs
-    client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    client.connect(
-        "127.0.0.1",
-        port=server.port,
-        username="alice",
-        look_for_keys=False,
-        allow_agent=False,
+    return paramiko_connect(
+        server.port,
         timeout=TIMEOUT,
         disabled_algorithms={
             "kex": [name for name in transport._preferred_kex if name != case.kex],
@@ -429,7 +337,6 @@ def paramiko_client(server: Served, case: Case, **credentials: Any) -> paramiko.
         },
         **credentials,
     )
-    return client
 
 
 def paramiko_hash(client: paramiko.SSHClient, data: bytes) -> tuple[bytes, bytes]:
@@ -459,7 +366,7 @@ def paramiko_hash(client: paramiko.SSHClient, data: bytes) -> tuple[bytes, bytes
 
 @pytest.mark.parametrize(("cipher", "mac"), [c for c in TRANSFER_CIPHERS if c in PARAMIKO_CIPHERS])
 def test_paramiko_64_mib_each_way(
-    server: Served, user_keys: UserKeys, cipher: str, mac: str
+    server: Server, user_keys: UserKeys, cipher: str, mac: str
 ) -> None:
     data = os.urandom(TRANSFER)
     case = Case(kex=PARAMIKO_KEX[0], cipher=cipher, mac=mac, host_key="ssh-ed25519", user_key="")
@@ -473,18 +380,18 @@ def test_paramiko_64_mib_each_way(
 
 
 @pytest.mark.parametrize("case", cases(PARAMIKO_KEX, PARAMIKO_CIPHERS), ids=str)
-def test_paramiko_key_pty_shell(server: Served, user_keys: UserKeys, case: Case) -> None:
+def test_paramiko_key_pty_shell(server: Server, user_keys: UserKeys, case: Case) -> None:
     since = len(server.log)
     client = paramiko_client(server, case, key_filename=str(user_keys.get(case.user_key)))
     try:
         paramiko_echo_shell(client)
     finally:
         client.close()
-    server.check_login(since, case, "pty-req", "shell")
+    check_login(server, since, case, "pty-req", "shell")
 
 
 @pytest.mark.parametrize("case", password_cases(PARAMIKO_KEX, PARAMIKO_CIPHERS), ids=str)
-def test_paramiko_password(server: Served, case: Case) -> None:
+def test_paramiko_password(server: Server, case: Case) -> None:
     since = len(server.log)
     client = paramiko_client(server, case, password=PASSWORD)
     try:
@@ -493,7 +400,7 @@ def test_paramiko_password(server: Served, case: Case) -> None:
         assert stdout.channel.recv_exit_status() == 0
     finally:
         client.close()
-    server.check_login(since, case, "exec")
+    check_login(server, since, case, "exec")
 
 
 # --- AsyncSSH -------------------------------------------------------------------------------
@@ -519,7 +426,7 @@ async def asyncssh_hash(conn: asyncssh.SSHClientConnection, data: bytes) -> tupl
 ASYNCSSH_KEX = ("mlkem768x25519-sha256", "curve25519-sha256", "curve25519-sha256@libssh.org")
 
 
-def asyncssh_connect(server: Served, case: Case, **options: Any) -> Any:
+def asyncssh_connect(server: Server, case: Case, **options: Any) -> Any:
     """``asyncssh.connect`` limited to the algorithms of ``case``."""
     return asyncssh.connect(
         "127.0.0.1",
@@ -537,7 +444,7 @@ def asyncssh_connect(server: Served, case: Case, **options: Any) -> Any:
 
 
 @pytest.mark.parametrize("case", cases(ASYNCSSH_KEX, CIPHER_MACS), ids=str)
-def test_asyncssh_key_pty_shell(server: Served, user_keys: UserKeys, case: Case) -> None:
+def test_asyncssh_key_pty_shell(server: Server, user_keys: UserKeys, case: Case) -> None:
     since = len(server.log)
 
     async def run() -> tuple[str, object]:
@@ -554,11 +461,11 @@ def test_asyncssh_key_pty_shell(server: Served, user_keys: UserKeys, case: Case)
     assert "abc" in output
     assert "bye" in output
     assert status == 3
-    server.check_login(since, case, "pty-req", "shell")
+    check_login(server, since, case, "pty-req", "shell")
 
 
 @pytest.mark.parametrize("case", password_cases(ASYNCSSH_KEX, CIPHER_MACS), ids=str)
-def test_asyncssh_password(server: Served, case: Case) -> None:
+def test_asyncssh_password(server: Server, case: Case) -> None:
     since = len(server.log)
 
     async def run() -> Any:
@@ -569,12 +476,12 @@ def test_asyncssh_password(server: Served, case: Case) -> None:
 
     result = asyncio.run(asyncio.wait_for(run(), TIMEOUT))
     assert (result.stdout, result.exit_status) == ("by password\n", 0)
-    server.check_login(since, case, "exec")
+    check_login(server, since, case, "exec")
 
 
 @pytest.mark.parametrize(("cipher", "mac"), TRANSFER_CIPHERS)
 def test_asyncssh_64_mib_each_way_with_its_own_rekeys(
-    server: Served, user_keys: UserKeys, cipher: str, mac: str
+    server: Server, user_keys: UserKeys, cipher: str, mac: str
 ) -> None:
     """AsyncSSH's ``rekey_bytes``: the client starts a key exchange every 8 MiB."""
     data = os.urandom(TRANSFER)

@@ -15,12 +15,13 @@ import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import asyncssh
 import paramiko
 import pytest
 
+from loopback import accepting
 from ptycore import DisconnectReason, ProtocolError
 from ptycore.transport import (
     ExtInfoReceived,
@@ -410,37 +411,14 @@ def test_client_against_paramiko_server(
 # --- ssh-audit ----------------------------------------------------------------------------
 
 
-@contextmanager
-def serving_many(host_keys: list[HostKey]) -> Iterator[int]:
+def serving_many(host_keys: list[HostKey]) -> AbstractContextManager[int]:
     """Serve every connection with the default configuration until the block ends."""
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.settimeout(0.1)
 
-        def accept() -> None:
-            while not stop.is_set():
-                try:
-                    conn, _ = listener.accept()
-                except TimeoutError:
-                    continue
-                transport = Transport(Role.SERVER, host_keys=host_keys)
-                thread = threading.Thread(
-                    target=_serve_connection,
-                    args=(conn, transport, goodbye_on_service_request, Served()),
-                )
-                thread.start()
-                threads.append(thread)
+    def serve(conn: socket.socket) -> None:
+        transport = Transport(Role.SERVER, host_keys=host_keys)
+        _serve_connection(conn, transport, goodbye_on_service_request, Served())
 
-        acceptor = threading.Thread(target=accept)
-        acceptor.start()
-        try:
-            yield listener.getsockname()[1]
-        finally:
-            stop.set()
-            acceptor.join(TIMEOUT)
-            for thread in threads:
-                thread.join(TIMEOUT)
+    return accepting(serve)
 
 
 @pytest.mark.skipif(shutil.which("ssh-audit") is None, reason="ssh-audit is not installed")

@@ -13,6 +13,7 @@ import asyncssh
 import paramiko
 import pytest
 
+from loopback import asyncssh_resize
 from twisted_helpers import WAIT, Server, run_server
 
 pytestmark = pytest.mark.network
@@ -80,17 +81,7 @@ def test_asyncssh_resize_reaches_the_pty(server: Server) -> None:
     async def session() -> tuple[str, str]:
         conn = await connect(server)
         try:
-            process = await conn.create_process(
-                "stty size; read line; stty size", term_type="xterm", term_size=(80, 24)
-            )
-            first = await process.stdout.readline()
-            process.change_terminal_size(132, 50)
-            process.stdin.write("go\n")
-            second = ""
-            while "50" not in second:
-                second = await process.stdout.readline()
-            await process.wait()
-            return str(first), str(second)
+            return await asyncssh_resize(conn)
         finally:
             conn.close()
 

@@ -137,15 +137,20 @@ class Server:
 
 @contextmanager
 def run_server(
-    tmp: Path, app: str, *extra: str, env: dict[str, str] | None = None
+    tmp: Path,
+    app: str,
+    *extra: str,
+    adapter: str = "twisted",
+    env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
-    """Start ``ptycore serve`` on 127.0.0.1 port 0; stop it with SIGTERM afterwards."""
+    """Start ``ptycore serve --adapter ADAPTER`` on 127.0.0.1 port 0; stop it with
+    SIGTERM afterwards."""
     keys = make_keys(tmp / "keys")
     environment = dict(os.environ)
     environment.update(XDG_STATE_HOME=str(tmp / "state"), PYTHONUNBUFFERED="1")
     environment.update(env or {})
     command = [
-        sys.executable, "-m", "ptycore_cli", "serve", "--port", "0",
+        sys.executable, "-m", "ptycore_cli", "serve", "--adapter", adapter, "--port", "0",
         "--host-key", str(keys.host), "--authorized-keys", str(keys.authorized_keys),
         "--app", app, *extra,
     ]  # fmt: skip

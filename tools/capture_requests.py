@@ -37,13 +37,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import asyncssh
 import paramiko
+from asyncssh import SSHClientConnection
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from twisted.conch.avatar import ConchUser
 from twisted.conch.error import ConchError, ValidPublicKey
@@ -409,7 +410,7 @@ def run_in_pane(
     shown = " ".join(
         "$PORT" if a == str(context.server.port) else
         "$FINGERPRINT" if a == context.server.fingerprint else
-        shlex.quote(a).replace(str(context.directory), "$TMP")
+        shlex.quote(a)
         for a in argv
     )  # fmt: skip
     prefix = f"stty {run.stty}; " if run.stty else ""
@@ -418,7 +419,7 @@ def run_in_pane(
         f"tmux {tmux_version()} new-session -d -x {run.cols} -y {run.rows} "
         f"(status off, default-shell /bin/sh), pane command: "
         f"{prefix}exec env {env} {shown}"
-    )
+    ).replace(str(context.directory), "$TMP")
     before = len(context.server.recorder.sessions)
     context.tmux("new-session", "-d", "-s", name, "-x", str(run.cols), "-y", str(run.rows), line)
     try:
@@ -494,18 +495,42 @@ def fixture(
     print(f"wrote {path} ({len(record.requests)} requests)")
 
 
+def capture_in_pane(
+    context: Context,
+    name: str,
+    run: PaneRun,
+    drive: Callable[[Session, Callable[..., str]], None],
+    *,
+    scenario: str,
+    expect: dict[str, Any],
+    then: str = "",
+) -> None:
+    """Run the client in a tmux pane and write its session as ``<name>.json``;
+    ``then`` adds what ``drive`` did to the description."""
+    record, how = run_in_pane(context, name, run, drive)
+    fixture(context, name, record, how=how + then, scenario=scenario, expect=expect)
+
+
+def pty_shell(run: PaneRun, **more: Any) -> dict[str, Any]:
+    """What a shell session in ``run``'s pane should show, and ``more``."""
+    return {"pty": True, "term": run.term, "cols": run.cols, "rows": run.rows,
+            "program": "shell", **more}  # fmt: skip
+
+
+ECHO_HELLO = {"pty": False, "program": "exec", "command": "echo hello"}
+"""What ``ssh host echo hello`` without a PTY should show."""
+
+
 def openssh_shell(term: str, cols: int, rows: int) -> Callable[[Context, str], None]:
     def scenario(context: Context, name: str) -> None:
         run = PaneRun(term=term, cols=cols, rows=rows)
-        record, how = run_in_pane(context, name, run, interactive)
-        expect = {"pty": True, "term": term, "cols": cols, "rows": rows, "program": "shell"}
-        fixture(
+        capture_in_pane(
             context,
             name,
-            record,
-            how=how,
+            run,
+            interactive,
             scenario=f"interactive shell, TERM={term}, {cols}x{rows}",
-            expect=expect,
+            expect=pty_shell(run),
         )
 
     return scenario
@@ -514,18 +539,15 @@ def openssh_shell(term: str, cols: int, rows: int) -> Callable[[Context, str], N
 def openssh_stty(context: Context, name: str) -> None:
     stty = "-icanon -echo intr ^X iutf8 ixoff 9600"
     run = PaneRun(stty=stty)
-    record, how = run_in_pane(context, name, run, interactive)
     modes = {"VINTR": 0x18, "ICANON": 0, "ECHO": 0, "IUTF8": 1, "IXOFF": 1,
              "TTY_OP_ISPEED": 9600, "TTY_OP_OSPEED": 9600}  # fmt: skip
-    expect = {"pty": True, "term": run.term, "cols": run.cols, "rows": run.rows,
-              "program": "shell", "modes": modes}  # fmt: skip
-    fixture(
+    capture_in_pane(
         context,
         name,
-        record,
-        how=how,
+        run,
+        interactive,
         scenario=f"interactive shell after `stty {stty}`",
-        expect=expect,
+        expect=pty_shell(run, modes=modes),
     )
 
 
@@ -535,53 +557,45 @@ def openssh_no_pty(context: Context, name: str) -> None:
         tmux("send-keys", "-t", "%%", "-l", "q")
         tmux("send-keys", "-t", "%%", "Enter")
 
-    record, how = run_in_pane(context, name, PaneRun(args=("-T",)), drive)
-    fixture(
+    capture_in_pane(
         context,
         name,
-        record,
-        how=how,
+        PaneRun(args=("-T",)),
+        drive,
         scenario="shell without a pty (-T)",
         expect={"pty": False, "program": "shell"},
     )
 
 
 def openssh_exec(context: Context, name: str) -> None:
-    run = PaneRun(command=("echo", "hello"))
-    record, how = run_in_pane(context, name, run, program)
-    fixture(
+    capture_in_pane(
         context,
         name,
-        record,
-        how=how,
+        PaneRun(command=("echo", "hello")),
+        program,
         scenario="a command (ssh host echo hello)",
-        expect={"pty": False, "program": "exec", "command": "echo hello"},
+        expect=ECHO_HELLO,
     )
 
 
 def openssh_exec_tt(context: Context, name: str) -> None:
     run = PaneRun(cols=90, rows=25, args=("-tt",), command=("echo", "hello"))
-    record, how = run_in_pane(context, name, run, program)
-    expect = {"pty": True, "term": run.term, "cols": 90, "rows": 25, "program": "exec",
-              "command": "echo hello"}  # fmt: skip
-    fixture(
+    capture_in_pane(
         context,
         name,
-        record,
-        how=how,
+        run,
+        program,
         scenario="a command with a forced pty (-tt)",
-        expect=expect,
+        expect=pty_shell(run, program="exec", command="echo hello"),
     )
 
 
 def openssh_sftp(context: Context, name: str) -> None:
-    run = PaneRun(args=("-s",), command=("sftp",))
-    record, how = run_in_pane(context, name, run, program)
-    fixture(
+    capture_in_pane(
         context,
         name,
-        record,
-        how=how,
+        PaneRun(args=("-s",), command=("sftp",)),
+        program,
         scenario="sftp subsystem (ssh -s host sftp)",
         expect={"pty": False, "program": "subsystem", "subsystem": "sftp"},
     )
@@ -590,16 +604,13 @@ def openssh_sftp(context: Context, name: str) -> None:
 def openssh_sendenv(context: Context, name: str) -> None:
     env = (("LANG", "en_US.UTF-8"), ("LC_FOO", "bar baz"))
     run = PaneRun(env=env, args=("-o", "SendEnv=LANG LC_FOO"))
-    record, how = run_in_pane(context, name, run, interactive)
-    expect = {"pty": True, "term": run.term, "cols": run.cols, "rows": run.rows,
-              "program": "shell", "env": dict(env)}  # fmt: skip
-    fixture(
+    capture_in_pane(
         context,
         name,
-        record,
-        how=how,
+        run,
+        interactive,
         scenario="SendEnv LANG LC_FOO with both set",
-        expect=expect,
+        expect=pty_shell(run, env=dict(env)),
     )
 
 
@@ -612,16 +623,14 @@ def openssh_break(context: Context, name: str) -> None:
         tmux("send-keys", "-t", "%%", "-l", "q")
 
     run = PaneRun()
-    record, how = run_in_pane(context, name, run, drive)
-    expect = {"pty": True, "term": run.term, "cols": run.cols, "rows": run.rows,
-              "program": "shell", "break_ms": 1000}  # fmt: skip
-    fixture(
+    capture_in_pane(
         context,
         name,
-        record,
-        how=how + "; then send-keys Enter, ~B, q",
+        run,
+        drive,
         scenario="escape ~B (break)",
-        expect=expect,
+        expect=pty_shell(run, break_ms=1000),
+        then="; then send-keys Enter, ~B, q",
     )
 
 
@@ -636,17 +645,15 @@ def openssh_resize(context: Context, name: str) -> None:
         tmux("send-keys", "-t", "%%", "-l", "q")
 
     run = PaneRun()
-    record, how = run_in_pane(context, name, run, drive)
     resizes = ", ".join(f"resize-window -x {c} -y {r}" for c, r in sizes)
-    expect = {"pty": True, "term": run.term, "cols": run.cols, "rows": run.rows,
-              "program": "shell", "window_changes": [[c, r] for c, r in sizes]}  # fmt: skip
-    fixture(
+    capture_in_pane(
         context,
         name,
-        record,
-        how=f"{how}; then tmux {resizes}",
+        run,
+        drive,
         scenario="tmux resizes (window-change)",
-        expect=expect,
+        expect=pty_shell(run, window_changes=[[c, r] for c, r in sizes]),
+        then=f"; then tmux {resizes}",
     )
 
 
@@ -659,36 +666,30 @@ def openssh_agent(context: Context, name: str) -> None:
     try:
         poll(agent_socket.exists, "ssh-agent's socket")
         run = PaneRun(env=(("SSH_AUTH_SOCK", str(agent_socket)),), args=("-A",))
-        record, how = run_in_pane(context, name, run, interactive)
+        capture_in_pane(
+            context,
+            name,
+            run,
+            interactive,
+            scenario="agent forwarding (-A) with ssh-agent running",
+            expect=pty_shell(run, agent=True),
+            then=" (ssh-agent -D -a $TMP/agent.sock)",
+        )
     finally:
         agent.terminate()
         agent.wait(timeout=WAIT)
-    how = how.replace(str(context.directory), "$TMP") + " (ssh-agent -D -a $TMP/agent.sock)"
-    expect = {"pty": True, "term": run.term, "cols": run.cols, "rows": run.rows,
-              "program": "shell", "agent": True}  # fmt: skip
-    fixture(
-        context,
-        name,
-        record,
-        how=how,
-        scenario="agent forwarding (-A) with ssh-agent running",
-        expect=expect,
-    )
 
 
 def openssh_setenv(context: Context, name: str) -> None:
     run = PaneRun(env=(("LANG", "C.UTF-8"),),
-                     args=("-o", "SendEnv=LANG", "-o", "SetEnv=FOO=bar"))  # fmt: skip
-    record, how = run_in_pane(context, name, run, interactive)
-    expect = {"pty": True, "term": run.term, "cols": run.cols, "rows": run.rows,
-              "program": "shell", "env": {"LANG": "C.UTF-8", "FOO": "bar"}}  # fmt: skip
-    fixture(
+                  args=("-o", "SendEnv=LANG", "-o", "SetEnv=FOO=bar"))  # fmt: skip
+    capture_in_pane(
         context,
         name,
-        record,
-        how=how,
+        run,
+        interactive,
         scenario="SendEnv LANG and SetEnv FOO=bar together (order of the env requests)",
-        expect=expect,
+        expect=pty_shell(run, env={"LANG": "C.UTF-8", "FOO": "bar"}),
     )
 
 
@@ -698,25 +699,21 @@ def openssh_x11(context: Context, name: str) -> None:
     # so no X server is needed. The cookie is random at every capture.
     xauthority = context.directory / "xauthority"
     xauthority.touch()
-    env = (("DISPLAY", ":99"), ("XAUTHORITY", str(xauthority)))
-    run = PaneRun(env=env, args=("-Y",))
-    record, how = run_in_pane(context, name, run, interactive)
-    how = how.replace(str(context.directory), "$TMP") + " ($TMP/xauthority empty)"
+    run = PaneRun(env=(("DISPLAY", ":99"), ("XAUTHORITY", str(xauthority))), args=("-Y",))
     x11 = {"single_connection": False, "auth_protocol": "MIT-MAGIC-COOKIE-1", "screen": 0}
-    expect = {"pty": True, "term": run.term, "cols": run.cols, "rows": run.rows,
-              "program": "shell", "x11": x11}  # fmt: skip
-    fixture(
+    capture_in_pane(
         context,
         name,
-        record,
-        how=how,
+        run,
+        interactive,
         scenario="trusted X11 forwarding (-Y) with DISPLAY=:99 and no xauth data",
-        expect=expect,
+        expect=pty_shell(run, x11=x11),
+        then=" ($TMP/xauthority empty)",
     )
 
 
 def openssh_keepalive(context: Context, name: str) -> None:
-    seen: list[str] = []
+    seen: list[str] = []  # the expected global requests: filled in by drive
 
     def drive(session: Session, tmux: Callable[..., str]) -> None:
         session.wait_for("shell")
@@ -725,16 +722,14 @@ def openssh_keepalive(context: Context, name: str) -> None:
         tmux("send-keys", "-t", "%%", "-l", "q")
 
     run = PaneRun(args=("-o", "ServerAliveInterval=1"))
-    record, how = run_in_pane(context, name, run, drive)
-    expect = {"pty": True, "term": run.term, "cols": run.cols, "rows": run.rows,
-              "program": "shell", "global_requests": seen}  # fmt: skip
-    fixture(
+    capture_in_pane(
         context,
         name,
-        record,
-        how=how + "; kept open until 2 keepalives arrived",
+        run,
+        drive,
         scenario="ServerAliveInterval=1 (keepalive is a global request, not a channel one)",
-        expect=expect,
+        expect=pty_shell(run, global_requests=seen),
+        then="; kept open until 2 keepalives arrived",
     )
 
 
@@ -757,19 +752,22 @@ def putty_argv(context: Context, *extra: str) -> tuple[str, ...]:
 
 def putty_shell(context: Context, name: str) -> None:
     run = PaneRun(argv=putty_argv(context, "-t"))
-    record, how = run_in_pane(context, name, run, interactive)
     # PuTTY sends its configured terminal type ("xterm" by default), not $TERM.
-    expect = {"pty": True, "term": "xterm", "cols": run.cols, "rows": run.rows,
-              "program": "shell"}  # fmt: skip
-    fixture(context, name, record, how=how, scenario="plink -t: interactive shell",
-            expect=expect)  # fmt: skip
+    capture_in_pane(
+        context,
+        name,
+        run,
+        interactive,
+        scenario="plink -t: interactive shell",
+        expect=pty_shell(run, term="xterm"),
+    )
 
 
 def putty_exec(context: Context, name: str) -> None:
     run = PaneRun(argv=(*putty_argv(context), "echo", "hello"))
-    record, how = run_in_pane(context, name, run, program)
-    fixture(context, name, record, how=how, scenario="plink host echo hello",
-            expect={"pty": False, "program": "exec", "command": "echo hello"})  # fmt: skip
+    capture_in_pane(
+        context, name, run, program, scenario="plink host echo hello", expect=ECHO_HELLO
+    )
 
 
 def dropbear_argv(context: Context, *extra: str) -> tuple[str, ...]:
@@ -791,18 +789,21 @@ def dropbear_argv(context: Context, *extra: str) -> tuple[str, ...]:
 
 def dropbear_shell(context: Context, name: str) -> None:
     run = PaneRun(argv=dropbear_argv(context))
-    record, how = run_in_pane(context, name, run, interactive)
-    expect = {"pty": True, "term": run.term, "cols": run.cols, "rows": run.rows,
-              "program": "shell"}  # fmt: skip
-    fixture(context, name, record, how=how, scenario="dbclient: interactive shell",
-            expect=expect)  # fmt: skip
+    capture_in_pane(
+        context,
+        name,
+        run,
+        interactive,
+        scenario="dbclient: interactive shell",
+        expect=pty_shell(run),
+    )
 
 
 def dropbear_exec(context: Context, name: str) -> None:
     run = PaneRun(argv=(*dropbear_argv(context), "echo", "hello"))
-    record, how = run_in_pane(context, name, run, program)
-    fixture(context, name, record, how=how, scenario="dbclient host echo hello",
-            expect={"pty": False, "program": "exec", "command": "echo hello"})  # fmt: skip
+    capture_in_pane(
+        context, name, run, program, scenario="dbclient host echo hello", expect=ECHO_HELLO
+    )
 
 
 def paramiko_connect(context: Context) -> paramiko.SSHClient:
@@ -858,7 +859,7 @@ def paramiko_exec(context: Context, name: str) -> None:
     finally:
         client.close()
     how = f"client.exec_command('echo hello', environment={env!r})"
-    expect = {"pty": False, "program": "exec", "command": "echo hello", "env": env}
+    expect = {**ECHO_HELLO, "env": env}
     fixture(
         context,
         name,
@@ -869,6 +870,14 @@ def paramiko_exec(context: Context, name: str) -> None:
     )
 
 
+def asyncssh_connect(context: Context) -> AbstractAsyncContextManager[SSHClientConnection]:
+    """AsyncSSH's client with the scenario key, no agent and no known_hosts check."""
+    return asyncssh.connect(
+        "127.0.0.1", context.server.port, username="capture",
+        client_keys=[str(context.key)], known_hosts=None, agent_path=None,
+    )  # fmt: skip
+
+
 def asyncssh_shell(context: Context, name: str) -> None:
     modes = {asyncssh.PTY_VINTR: 0x18, asyncssh.PTY_ECHO: 0, asyncssh.PTY_ICANON: 1,
              asyncssh.PTY_IUTF8: 1, asyncssh.PTY_OP_ISPEED: 38400,
@@ -877,10 +886,7 @@ def asyncssh_shell(context: Context, name: str) -> None:
     before = len(context.server.recorder.sessions)
 
     async def drive() -> None:
-        async with asyncssh.connect(
-            "127.0.0.1", context.server.port, username="capture",
-            client_keys=[str(context.key)], known_hosts=None, agent_path=None,
-        ) as connection:  # fmt: skip
+        async with asyncssh_connect(context) as connection:
             process = await connection.create_process(
                 term_type="xterm-256color", term_size=(100, 30, 800, 600),
                 term_modes=modes, env=env,
@@ -922,17 +928,14 @@ def asyncssh_exec(context: Context, name: str) -> None:
     before = len(context.server.recorder.sessions)
 
     async def drive() -> None:
-        async with asyncssh.connect(
-            "127.0.0.1", context.server.port, username="capture",
-            client_keys=[str(context.key)], known_hosts=None, agent_path=None,
-        ) as connection:  # fmt: skip
+        async with asyncssh_connect(context) as connection:
             await asyncio.wait_for(connection.run("echo hello", env=env), WAIT)
 
     asyncio.run(drive())
     session = Session(context.server.recorder, before)
     session.wait_closed()
     how = f"conn.run('echo hello', env={env!r})"
-    expect = {"pty": False, "program": "exec", "command": "echo hello", "env": env}
+    expect = {**ECHO_HELLO, "env": env}
     fixture(
         context,
         name,

@@ -1,9 +1,11 @@
 """The ``ptycore`` command: ``ptycore serve`` runs an SSH server with a session app.
 
-Safe by default: it listens on 127.0.0.1 only, keeps a host key it generated once
-in the user's state directory, and lets in the keys of ``~/.ssh/authorized_keys``.
-Errors in options or files end it with one line on standard error and exit status
-2 (a bad option) or 1 (a file or the network).
+It runs the anyio adapter on asyncio by default (on uvloop when it is installed);
+``--adapter twisted`` runs the Twisted one. Safe by default: it listens on
+127.0.0.1 only, keeps a host key it generated once in the user's state directory,
+and lets in the keys of ``~/.ssh/authorized_keys``. Errors in options or files end
+it with one line on standard error and exit status 2 (a bad option) or 1 (a file,
+the network, or an adapter whose extra is not installed).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class ServeConfig:
 
     adapter: str
     backend: str
+    loop: str
     host: str
     port: int
     host_key: Path | None
@@ -61,15 +64,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--adapter",
-        choices=("twisted", "anyio"),
-        default="twisted",
-        help="the I/O framework (default: twisted)",
+        choices=("anyio", "twisted"),
+        default="anyio",
+        help="anyio: ptycore's own SSH transport (pip extra [anyio]); twisted: Twisted "
+        "Conch's (pip extra [twisted]) (default: anyio)",
     )
     serve.add_argument(
         "--backend",
         choices=("asyncio", "trio"),
         default="asyncio",
-        help="event loop of the anyio adapter (default: asyncio)",
+        help="event loop library of the anyio adapter (default: asyncio)",
+    )
+    serve.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="event loop of the asyncio backend: auto is uvloop when it is installed, "
+        "else asyncio's own (default: auto)",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument(
@@ -121,6 +132,8 @@ def parse_args(argv: Sequence[str]) -> ServeConfig:
         raise UsageError(f"--port {options.port}: not a TCP port (0-65535)")
     if options.app not in BUILTIN_APPS and ":" not in options.app:
         raise UsageError(f"--app {options.app}: give info, echo, shell or MODULE:ATTRIBUTE")
+    if options.loop != "auto" and (options.adapter, options.backend) != ("anyio", "asyncio"):
+        raise UsageError(f"--loop {options.loop}: only for --adapter anyio --backend asyncio")
     authorized = options.authorized_keys
     if authorized is None:
         default = Path.home() / ".ssh" / "authorized_keys"
@@ -133,6 +146,7 @@ def parse_args(argv: Sequence[str]) -> ServeConfig:
     return ServeConfig(
         adapter=options.adapter,
         backend=options.backend,
+        loop=options.loop,
         host=options.host,
         port=options.port,
         host_key=options.host_key,
@@ -176,11 +190,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"ptycore serve: error: {error}", file=sys.stderr)
         return 2
+    try:
+        serve = _import_adapter(config)
+    except ModuleNotFoundError as error:
+        if not error.name or error.name.startswith("ptycore"):
+            raise  # ptycore's own module: a broken install, not a missing extra
+        print(
+            f"ptycore serve: error: --adapter {config.adapter} needs {error.name}, which is "
+            f"not installed: python3 -m pip install 'ptycore[{config.adapter}]'",
+            file=sys.stderr,
+        )
+        return 1
     keep_freed_memory()
-    if config.adapter == "anyio":
-        from ._anyio import serve_anyio  # noqa: PLC0415 (anyio is an optional dependency)
-
-        return serve_anyio(config)
-    from ._twisted import serve  # noqa: PLC0415 (Twisted is an optional dependency)
-
     return serve(config)
+
+
+def _import_adapter(config: ServeConfig) -> Callable[[ServeConfig], int]:
+    """The adapter's ``serve``, imported only now: each needs its own pip extra, and
+    a module missing from it raises :class:`ModuleNotFoundError` naming it."""
+    if config.adapter == "twisted":
+        from ._twisted import serve  # noqa: PLC0415 (the [twisted] extra)
+
+        return serve
+    from ._anyio import serve_anyio  # noqa: PLC0415 (the [anyio] extra)
+
+    # trio comes with the [anyio] extra too; without it anyio.run raises LookupError.
+    importlib.import_module(config.backend)
+    return serve_anyio

@@ -1,8 +1,9 @@
 """``ptycore serve --adapter anyio``: ptycore's own transport on asyncio or trio.
 
 The same host key (kept in the user's state directory), the same authorized keys
-and password files, the same applications and log lines as ``--adapter twisted``;
-uvloop is used on asyncio when it is installed.
+and password files, the same applications and log lines as ``--adapter twisted``.
+On asyncio, uvloop runs when it is installed (``--loop auto``), or as ``--loop``
+says; the line that says the server listens names the loop.
 """
 
 from __future__ import annotations
@@ -34,14 +35,24 @@ __all__ = ["serve_anyio"]
 
 _BUILTIN: dict[str, Any] = {"info": info, "echo": echo, "shell": shell}
 
-
-def _backend_options(backend: str) -> dict[str, Any]:
-    if backend == "asyncio" and importlib.util.find_spec("uvloop") is not None:
-        return {"use_uvloop": True}
-    return {}
+_LOOP_NAMES = {"trio": "trio", "asyncio": "asyncio's own loop", "uvloop": "asyncio with uvloop"}
+"""How the line that says the server listens names each loop."""
 
 
-async def _run(config: ServeConfig, app: Any, key: HostKey, auth: FileAuthenticator) -> None:
+def _event_loop(config: ServeConfig) -> str:
+    """The loop to run: ``trio``, ``asyncio`` (its own loop) or ``uvloop``."""
+    if config.backend == "trio":
+        return "trio"
+    if config.loop == "auto":
+        return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+    if config.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise UsageError("--loop uvloop: uvloop is not installed: python3 -m pip install uvloop")
+    return config.loop
+
+
+async def _run(
+    config: ServeConfig, loop: str, app: Any, key: HostKey, auth: FileAuthenticator
+) -> None:
     server_config = ServerConfig(
         connection=ConnectionConfig(session_policy=SessionPolicy(accept_env=config.accept_env))
     )
@@ -61,7 +72,7 @@ async def _run(config: ServeConfig, app: Any, key: HostKey, auth: FileAuthentica
             addresses = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in bound)
             print(
                 f"ptycore serve: listening on {addresses} (app {config.app}, anyio on "
-                f"{config.backend}, host key {key.fingerprint})",
+                f"{_LOOP_NAMES[loop]}, host key {key.fingerprint})",
                 file=sys.stderr,
                 flush=True,
             )
@@ -73,6 +84,7 @@ async def _run(config: ServeConfig, app: Any, key: HostKey, auth: FileAuthentica
 def serve_anyio(config: ServeConfig) -> int:
     """Run the server until SIGINT or SIGTERM; return the exit status."""
     try:
+        loop = _event_loop(config)
         app = _BUILTIN.get(config.app) or load_application(config.app)
         if config.host_key is not None:
             key = load_host_key(config.host_key)
@@ -97,11 +109,13 @@ def serve_anyio(config: ServeConfig) -> int:
         anyio.run(
             _run,
             config,
+            loop,
             app,
             key,
             auth,
             backend=config.backend,
-            backend_options=_backend_options(config.backend),
+            # anyio's documented asyncio option ("Backend specific options" in its docs)
+            backend_options={"use_uvloop": True} if loop == "uvloop" else {},
         )
     except* OSError as group:  # trio's nurseries wrap what the listener raised
         failure = group.exceptions[0]

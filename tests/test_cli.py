@@ -1,0 +1,113 @@
+"""``ptycore serve``'s choice of adapter and event loop, and what it says when the
+pip extra an adapter needs is missing."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ptycore_cli import UsageError, parse_args
+from twisted_helpers import WAIT, run_server
+
+# Runs ``ptycore serve`` as if the package named by argv[1] were not installed:
+# importing it fails as it does then, with ModuleNotFoundError naming it.
+UNINSTALLED = """
+import sys
+
+class Uninstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == sys.argv[1]:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, Uninstalled())
+from ptycore_cli import main
+sys.exit(main(["serve", "--password-file", "/dev/null", "--port", "0", *sys.argv[2:]]))
+"""
+
+
+def test_default_is_the_anyio_adapter_on_asyncio_with_the_loop_chosen_automatically() -> None:
+    config = parse_args(["serve", "--password-file", "/dev/null"])
+    assert (config.adapter, config.backend, config.loop) == ("anyio", "asyncio", "auto")
+
+
+@pytest.mark.parametrize("other", [("--backend", "trio"), ("--adapter", "twisted")])
+def test_loop_is_only_for_the_asyncio_backend(other: tuple[str, ...]) -> None:
+    with pytest.raises(UsageError, match="--loop asyncio: only for --adapter anyio --backend"):
+        parse_args(["serve", "--password-file", "/dev/null", "--loop", "asyncio", *other])
+
+
+@pytest.mark.parametrize(
+    ("missing", "args", "extra"),
+    [
+        ("anyio", (), "anyio"),  # the default adapter
+        ("bcrypt", (), "anyio"),
+        ("trio", ("--backend", "trio"), "anyio"),
+        ("twisted", ("--adapter", "twisted"), "twisted"),
+        ("bcrypt", ("--adapter", "twisted"), "twisted"),
+    ],
+)
+def test_a_missing_extra_is_named_with_its_pip_command(
+    tmp_path: Path, missing: str, args: tuple[str, ...], extra: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", UNINSTALLED, missing, *args],
+        capture_output=True, text=True, timeout=WAIT, cwd=tmp_path, stdin=subprocess.DEVNULL,
+        check=False,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (
+        1,
+        f"ptycore serve: error: --adapter {extra} needs {missing}, which is not installed: "
+        f"python3 -m pip install 'ptycore[{extra}]'\n",
+    )
+
+
+def _listening_line(lines: list[str]) -> str:
+    (line,) = (line for line in lines if line.startswith("ptycore serve: listening on"))
+    return line
+
+
+def test_the_listening_line_names_the_loop_auto_picks(tmp_path: Path) -> None:
+    found = importlib.util.find_spec("uvloop") is not None
+    with run_server(tmp_path, "info", adapter="anyio") as server:
+        line = _listening_line(server.lines)
+    loop = "asyncio with uvloop" if found else "asyncio's own loop"
+    assert f"(app info, anyio on {loop}, host key SHA256:" in line
+
+
+# uvloop is not a dependency; this stand-in (first on sys.path: the server's
+# working directory) shows that ``--loop auto`` runs it when it is importable and
+# that ``--loop asyncio`` does not.
+STAND_IN_UVLOOP = """
+import asyncio
+import sys
+
+def new_event_loop():
+    print("stand-in uvloop: new_event_loop", file=sys.stderr, flush=True)
+    return asyncio.new_event_loop()
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "loop"),
+    [
+        ((), "asyncio with uvloop"),
+        (("--loop", "uvloop"), "asyncio with uvloop"),
+        (("--loop", "asyncio"), "asyncio's own loop"),
+        (("--backend", "trio"), "trio"),
+    ],
+)
+def test_uvloop_runs_when_importable_unless_asked_otherwise(
+    tmp_path: Path, args: tuple[str, ...], loop: str
+) -> None:
+    (tmp_path / "uvloop.py").write_text(STAND_IN_UVLOOP)
+    with run_server(tmp_path, "info", *args, adapter="anyio") as server:
+        line = _listening_line(server.lines)
+    assert f"(app info, anyio on {loop}, host key SHA256:" in line
+    started = "stand-in uvloop: new_event_loop" in server.lines
+    assert started == (loop == "asyncio with uvloop")
+    assert server.lines[-1] == "ptycore serve: stopped"
