@@ -111,6 +111,55 @@ def test_window_overrun_beyond_a_tenth_disconnects() -> None:
         conn.receive_payload(data_msg(0, b"a" * 2300))
 
 
+def test_payloads_received_together_join_their_data_per_channel_and_type() -> None:
+    conn = opened_server()
+    assert conn.receive_payload(channel_open(8)) == [ChannelOpened(channel_id=1)]
+    (event,) = conn.receive_payload(channel_request(1, "shell", True))
+    assert isinstance(event, SessionEvent)
+    assert isinstance(event.event, RequestReceived)
+    server_session(conn, 1).accept(event.event.handle)
+    conn.payloads_to_send()
+    stderr = b"\x5f" + u32(0) + u32(1) + encode_string(b"e")  # extended data, type 1
+    events = conn.receive_payloads(
+        [
+            data_msg(0, b"a"),
+            data_msg(0, b"b"),
+            data_msg(1, b"c"),
+            stderr,
+            stderr,
+            data_msg(0, b"d"),
+        ]
+    )
+    assert events == [
+        ChannelDataReceived(channel_id=0, data=b"ab"),
+        ChannelDataReceived(channel_id=1, data=b"c"),
+        ChannelDataReceived(channel_id=0, data=b"ee", data_type=1),
+        ChannelDataReceived(channel_id=0, data=b"d"),
+    ]
+    # A malformed packet in a run is read on its own, and named as such.
+    with pytest.raises(ProtocolError, match="data"):
+        conn.receive_payloads([data_msg(0, b"f"), b"\x5e" + u32(0) + u32(5) + b"gh"])
+
+
+def test_a_run_of_data_is_held_to_the_window_packet_by_packet() -> None:
+    conn = Connection(Role.SERVER, ConnectionConfig(auto_consume=False))
+    conn.receive_payload(channel_open())
+    (event,) = conn.receive_payload(channel_request(0, "shell", True))
+    assert isinstance(event, SessionEvent)
+    assert isinstance(event.event, RequestReceived)
+    server_session(conn, 0).accept(event.event.handle)
+    conn.payloads_to_send()
+    packets = [data_msg(0, b"a" * 32768)] * (WINDOW // 32768)
+    assert conn.receive_payloads(packets) == [
+        ChannelDataReceived(channel_id=0, data=b"a" * WINDOW)
+    ]
+    # Nothing consumed, so nothing given back: a tenth more is tolerated, no more.
+    with pytest.raises(ProtocolError, match="window"):
+        conn.receive_payloads([data_msg(0, b"a" * 32768)] * 8)
+    with pytest.raises(ProtocolError, match="maximum"):
+        opened_server().receive_payloads([data_msg(0, b"a"), data_msg(0, b"a" * 32769)])
+
+
 def test_oversized_packet_disconnects() -> None:
     conn = opened_server()
     with pytest.raises(ProtocolError, match="packet"):

@@ -9,7 +9,7 @@ from typing import Final, TypeAlias
 from ._errors import DisconnectReason, ProtocolError
 from ._wire import Reader
 from .auth import AuthEvent
-from .connection import ChannelDataReceived, Connection, ConnectionEvent
+from .connection import Connection, ConnectionEvent
 from .transport import (
     DisconnectReceived,
     ExtInfoReceived,
@@ -111,24 +111,30 @@ class Endpoint(abc.ABC):
             self._closed = True  # the transport queued the DISCONNECT
             raise
         events: list[Event] = []
-        connection = self._connection
+        channel_payloads: list[bytes] = []
         try:
             for event in transport_events:
                 if (
-                    connection is not None
+                    self._connection is not None
                     and type(event) is PayloadReceived
                     and FIRST_CHANNEL <= event.payload[0] <= LAST_CONNECTION
                 ):
                     # Channel messages (90-127, most of every transfer) need nothing
-                    # from the layers between.
-                    events += connection.receive_payload(event.payload)
-                else:
-                    events += self._transport_event(event)
+                    # from the layers between; those that come together go together,
+                    # so that the data of one read is one event.
+                    channel_payloads.append(event.payload)
+                    continue
+                if channel_payloads:
+                    events += self._channels().receive_payloads(channel_payloads)
+                    channel_payloads = []
+                events += self._transport_event(event)
+            if channel_payloads:
+                events += self._channels().receive_payloads(channel_payloads)
         except ProtocolError as error:
             self._fail(error)
             raise
         self._flush()
-        return _merge_data(events) if len(events) > 1 else events
+        return events
 
     def data_to_send(self) -> bytes:
         """Drain the bytes to write to the peer."""
@@ -268,42 +274,6 @@ class Endpoint(abc.ABC):
         if not self._transport.closed:
             self._transport.disconnect(error.reason, str(error))  # names request, field, offset
         self._closed = True
-
-
-def _merge_data(events: list[Event]) -> list[Event]:
-    """``events`` with each run of data on one channel (and of one type) as one event.
-
-    Channel data is a byte stream (RFC 4254 section 5.2): the packets that arrived
-    together become one :class:`~ptycore.connection.ChannelDataReceived`, so an
-    application gets them in one piece instead of an event per packet of 32 KiB.
-    """
-    merged: list[Event] = []
-    run: list[ChannelDataReceived] = []
-    for event in events:
-        if isinstance(event, ChannelDataReceived) and (
-            not run
-            or (event.channel_id == run[0].channel_id and event.data_type == run[0].data_type)
-        ):
-            run.append(event)
-            continue
-        if run:
-            merged.append(_joined(run))
-            run = []
-        if isinstance(event, ChannelDataReceived):
-            run.append(event)
-        else:
-            merged.append(event)
-    if run:
-        merged.append(_joined(run))
-    return merged
-
-
-def _joined(run: list[ChannelDataReceived]) -> ChannelDataReceived:
-    if len(run) == 1:
-        return run[0]
-    first = run[0]
-    data = b"".join([event.data for event in run])
-    return ChannelDataReceived(channel_id=first.channel_id, data=data, data_type=first.data_type)
 
 
 def read_service_name(payload: bytes) -> str:

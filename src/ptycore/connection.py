@@ -34,7 +34,7 @@ from __future__ import annotations
 import collections
 import enum
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, TypeAlias
@@ -195,10 +195,10 @@ class SessionEvent:
 class ChannelDataReceived:
     """Data on a channel; ``data_type`` 1 is stderr, ``None`` ordinary data.
 
-    :meth:`Connection.receive_payload` reports one per packet; the connections
-    (``ServerConnection``, ``ClientConnection``) join the packets of one
-    ``receive_data`` call that follow each other on a channel into one event, as
-    channel data is a byte stream (RFC 4254 section 5.2)."""
+    :meth:`Connection.receive_payload` reports one per packet;
+    :meth:`Connection.receive_payloads`, which the server and client connections
+    use, one per run of packets on a channel, as channel data is a byte stream
+    (RFC 4254 section 5.2)."""
 
     channel_id: int
     data: bytes
@@ -437,13 +437,35 @@ class Connection:
 
     # -- input ---------------------------------------------------------------------------
 
+    def receive_payloads(self, payloads: Sequence[bytes]) -> list[ConnectionEvent]:
+        """Take payloads numbered 80 to 127 that arrived together, in order.
+
+        Consecutive data on one channel (and of one type) is reported as one
+        :class:`ChannelDataReceived`: channel data is a byte stream (RFC 4254 section
+        5.2), and an application is better served by what arrived in one piece than
+        by an event per packet of at most 32 KiB. Each packet is still checked
+        against the channel's window and maximum packet size.
+        """
+        events: list[ConnectionEvent] = []
+        start, count = 0, len(payloads)
+        while start < count:
+            head = payloads[start]
+            key = _data_run_key(head)
+            end = start + 1
+            while end < count and key is not None and payloads[end][: len(key)] == key:
+                end += 1
+            run = self._channel_data(payloads[start:end], len(key) + 4) if key else None
+            if run is None:
+                events += self.receive_payload(head)
+                start += 1
+            else:
+                events += run
+                start = end
+        return events
+
     def receive_payload(self, payload: bytes) -> list[ConnectionEvent]:
         """Take one payload numbered 80 to 127."""
         number = payload[0] if payload else -1
-        if number == MSG_CHANNEL_DATA:
-            events = self._channel_data(payload)
-            if events is not None:
-                return events
         reader = Reader(payload, 1)
         if number == MSG_GLOBAL_REQUEST:
             return [self._global_request(reader)]
@@ -466,18 +488,33 @@ class Connection:
             return events
         raise ProtocolError(f"unexpected connection message {number}")
 
-    def _channel_data(self, payload: bytes) -> list[ConnectionEvent] | None:
-        """Most packets of a transfer, read without the general path's layers when
-        well formed and for an open channel; ``None`` sends anything else down the
-        general path, which says what is wrong."""
-        if len(payload) < _DATA_HEADER.size:
+    def _channel_data(
+        self, payloads: Sequence[bytes], header_size: int
+    ) -> list[ConnectionEvent] | None:
+        """Data packets for one channel, of one type, in one go: most packets of a
+        transfer, read without the general path's layers. ``None`` when one is not
+        well formed or the channel is not open: the general path then reads them one
+        by one and says what is wrong."""
+        # RFC 4254 section 5.2: byte 94, uint32 recipient channel, string data; or
+        # byte 95, uint32 recipient channel, uint32 data type code, string data.
+        first = payloads[0]
+        channel = self._channels.get(_UINT32.unpack_from(first, 1)[0])
+        if channel is None or not channel.confirmed:
             return None
-        _, recipient, length = _DATA_HEADER.unpack_from(payload)
-        channel = self._channels.get(recipient)
-        if channel is None or not channel.confirmed or length != len(payload) - 9:
-            return None
-        self._account_received(channel, length)
-        event = channel.session.receive_data(payload[9:])
+        for payload in payloads:
+            if _UINT32.unpack_from(payload, header_size - 4)[0] != len(payload) - header_size:
+                return None
+        for payload in payloads:
+            self._account_received(channel, len(payload) - header_size)
+        if len(payloads) == 1:
+            data = first[header_size:]
+        else:
+            data = b"".join([memoryview(payload)[header_size:] for payload in payloads])
+        session = channel.session
+        if header_size == _DATA_HEADER.size:
+            event = session.receive_data(data)
+        else:
+            event = session.receive_extended_data(_UINT32.unpack_from(first, 5)[0], data)
         if type(event) is DataReceived:
             return [self._data_received(channel, event)]
         return self._wrap(channel, event)
@@ -797,8 +834,19 @@ class Connection:
         return channel_id
 
 
+_UINT32: Final = struct.Struct(">I")
 _DATA_HEADER: Final = struct.Struct(">BII")
 _EXTENDED_DATA_HEADER: Final = struct.Struct(">BIII")
+
+
+def _data_run_key(payload: bytes) -> bytes | None:
+    """What a data payload's run shares (number, channel, and type for extended
+    data), or ``None`` for any other payload."""
+    if payload[:1] == b"\x5e" and len(payload) >= _DATA_HEADER.size:
+        return payload[:5]
+    if payload[:1] == b"\x5f" and len(payload) >= _EXTENDED_DATA_HEADER.size:
+        return payload[:9]
+    return None
 
 
 def _data_message(remote_id: int, data_type: int | None, chunk: memoryview) -> bytes:
