@@ -3,7 +3,9 @@
 The input is split into payloads (each a uint16 length, then the bytes). A server
 sees them after a well-formed session open and shell request; a client after it
 opened a session. Any input gives events or a ProtocolError, nothing else, even
-while the application keeps queueing data as fast as the caps allow.
+while the application keeps queueing data as fast as the caps allow. The same
+payloads given to ``receive_payloads`` at once must give the same outcome and the
+same events, data runs joined.
 Run: python3 fuzz/fuzz_connection.py -atheris_runs=20000 fuzz/seeds/connection
 """
 
@@ -19,8 +21,10 @@ with atheris.instrument_imports():
     from ptycore._wire import encode_boolean, encode_text, encode_uint32
     from ptycore.connection import (
         BufferFullError,
+        ChannelDataReceived,
         Connection,
         ConnectionConfig,
+        ConnectionEvent,
         SessionEvent,
     )
     from ptycore.session import LocalProtocolError, RequestReceived, Role, ServerSession
@@ -58,8 +62,45 @@ def _feed(conn: Connection, payloads: list[bytes], server: bool) -> None:
         conn.payloads_to_send()
 
 
+def _joined(events: list[ConnectionEvent]) -> list[object]:
+    """Events with each run of data on one channel and type as one (bytes, key)."""
+    out: list[object] = []
+    for event in events:
+        if isinstance(event, ChannelDataReceived):
+            key = (event.channel_id, event.data_type)
+            if out and isinstance(out[-1], tuple) and out[-1][0] == key:
+                out[-1] = (key, out[-1][1] + event.data)
+                continue
+            out.append((key, event.data))
+        else:
+            out.append(event)
+    return out
+
+
+def _outcome(payloads: list[bytes], *, together: bool) -> object:
+    conn = Connection(Role.SERVER, CONFIG)
+    (_, request) = [*conn.receive_payload(OPEN), *conn.receive_payload(SHELL)]
+    if isinstance(request, SessionEvent) and isinstance(request.event, RequestReceived):
+        session = conn.session(0)
+        if isinstance(session, ServerSession):
+            session.accept(request.event.handle)
+    conn.payloads_to_send()
+    events: list[ConnectionEvent] = []
+    try:
+        if together:
+            events = conn.receive_payloads(payloads)
+        else:
+            for payload in payloads:
+                events += conn.receive_payload(payload)
+    except ProtocolError:
+        return ProtocolError
+    return _joined(events)
+
+
 def test_one_input(data: bytes) -> None:
     payloads = _payloads(data)
+    if _outcome(payloads, together=True) != _outcome(payloads, together=False):
+        raise AssertionError("receive_payloads differs from receive_payload one by one")
     server = Connection(Role.SERVER, CONFIG)
     with contextlib.suppress(ProtocolError):
         _feed(server, [OPEN, SHELL, *payloads], server=True)

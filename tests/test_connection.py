@@ -139,6 +139,8 @@ def test_payloads_received_together_join_their_data_per_channel_and_type() -> No
     # A malformed packet in a run is read on its own, and named as such.
     with pytest.raises(ProtocolError, match="data"):
         conn.receive_payloads([data_msg(0, b"f"), b"\x5e" + u32(0) + u32(5) + b"gh"])
+    with pytest.raises(ProtocolError, match="data"):  # cut inside its length (fuzz_connection)
+        opened_server().receive_payloads([data_msg(0, b"hello"), b"\x5e" + u32(0) + b"h"])
 
 
 def test_a_run_of_data_is_held_to_the_window_packet_by_packet() -> None:

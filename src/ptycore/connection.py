@@ -502,7 +502,10 @@ class Connection:
         if channel is None or not channel.confirmed:
             return None
         for payload in payloads:
-            if _UINT32.unpack_from(payload, header_size - 4)[0] != len(payload) - header_size:
+            if (
+                len(payload) < header_size
+                or _UINT32.unpack_from(payload, header_size - 4)[0] != len(payload) - header_size
+            ):
                 return None
         for payload in payloads:
             self._account_received(channel, len(payload) - header_size)
