@@ -58,7 +58,6 @@ is a :class:`~ptycore.ProtocolError`.
 from __future__ import annotations
 
 import abc
-import collections
 import dataclasses
 import enum
 import re
@@ -514,8 +513,10 @@ class Session(abc.ABC):
         self._state = SessionState.READY
         self._next_handle = 1
         self._outgoing: list[Outgoing] = []
-        # Our requests that want a reply, oldest first (RFC 4254 5.4).
-        self._awaiting: collections.deque[tuple[int, ChannelRequest]] = collections.deque()
+        # Our requests that want a reply, oldest first (RFC 4254 5.4). Lists, not
+        # deques, here and in ServerSession: a few entries at most, and an empty
+        # deque costs every idle session 760 bytes.
+        self._awaiting: list[tuple[int, ChannelRequest]] = []
         self._eof_sent = False
         self._eof_received = False
         self._pty: PtyRequest | None = None
@@ -602,7 +603,7 @@ class Session(abc.ABC):
         """Take a CHANNEL_SUCCESS (True) or CHANNEL_FAILURE (False) from the peer."""
         self._ensure_usable(Kind.REPLY)
         self._run_checks(self._rule(Direction.RECEIVE, Kind.REPLY, None), None)
-        handle, request = self._awaiting.popleft()
+        handle, request = self._awaiting.pop(0)
         kind = _kind_of(request)
         if kind in PROGRAMS:
             outcome = Kind.PROGRAM_ACCEPTED if success else Kind.PROGRAM_REFUSED
@@ -790,7 +791,7 @@ class ServerSession(Session):
         if not isinstance(self.policy, SessionPolicy):
             raise TypeError("policy must be a SessionPolicy")
         # Requests that want a reply, in arrival order (RFC 4254 5.4).
-        self._replies: collections.deque[_Pending] = collections.deque()
+        self._replies: list[_Pending] = []
         # Requests the application has not decided yet, by handle.
         self._undecided: dict[int, _Pending] = {}
         self._x11: X11Request | None = None
@@ -917,7 +918,7 @@ class ServerSession(Session):
 
     def _flush_replies(self) -> None:
         while self._replies and self._replies[0].decision is not None:
-            done = self._replies.popleft()
+            done = self._replies.pop(0)
             self._outgoing.append(OutgoingReply(handle=done.handle, success=bool(done.decision)))
 
     def _answer_now(self, request: ChannelRequest, want_reply: bool, ok: bool) -> int:
