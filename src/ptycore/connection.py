@@ -308,6 +308,15 @@ class Connection:
     picked up by the next :meth:`payloads_to_send`.
     """
 
+    __slots__ = (
+        "_channels",
+        "_config",
+        "_global_pending",
+        "_no_more_sessions",
+        "_outgoing",
+        "_role",
+    )
+
     def __init__(self, role: Role, config: ConnectionConfig | None = None) -> None:
         self._role = role
         self._config = config or ConnectionConfig()

@@ -507,6 +507,20 @@ def _clamp(size: WindowSize) -> WindowSize:
 class Session(abc.ABC):
     """What server and client sessions share: the rules table, replies, data, EOF, CLOSE."""
 
+    __slots__ = (
+        "_awaiting",
+        "_environment",
+        "_eof_received",
+        "_eof_sent",
+        "_exit_signal",
+        "_exit_status",
+        "_next_handle",
+        "_outgoing",
+        "_program",
+        "_pty",
+        "_state",
+    )
+
     role: Role
 
     def __init__(self) -> None:
@@ -783,6 +797,16 @@ class Session(abc.ABC):
 class ServerSession(Session):
     """The server end of a session channel: OpenSSH ``sshd``'s rules by default."""
 
+    __slots__ = (
+        "_agent_granted",
+        "_agent_requested",
+        "_env_accepted",
+        "_replies",
+        "_undecided",
+        "_x11",
+        "policy",
+    )
+
     role = Role.SERVER
 
     def __init__(self, policy: SessionPolicy | None = None) -> None:
@@ -1033,6 +1057,8 @@ class ClientSession(Session):
     Builds requests, matches the server's replies to them in order, and reports
     what the server says about the program (exit status or signal), EOF and CLOSE.
     """
+
+    __slots__ = ("_pty_asked",)
 
     role = Role.CLIENT
 
