@@ -1,9 +1,14 @@
 """``serve()``: an SSH server on anyio, over :class:`ptycore.server.ServerConnection`.
 
-One code path for asyncio and trio, in the style of mqttproto and anycorn: an
-anyio TCP listener, one task per connection that feeds the core what the socket
-gives, sends what the core queued, and arms the core's one timer on anyio's clock.
-Socket errors of every backend become "the connection is lost" in one place
+One code path for asyncio and trio, in the style of mqttproto and anycorn: anyio
+TCP listeners, one task per connection that feeds the core what the socket gives,
+sends what the core queued, and arms the core's one timer on anyio's clock.
+
+The sockets are used directly, non-blocking, with :func:`anyio.wait_readable` and
+:func:`anyio.wait_writable`, rather than as anyio socket streams: on asyncio a
+stream is a transport and a protocol with a receive queue and two events, about
+4 KiB per idle connection, and each read goes through them and pauses and resumes
+the transport. Socket errors become "the connection is lost" in one place
 (:meth:`_Connection._receive_bytes` and :meth:`_Connection._send_bytes`); a
 :class:`ptycore.ProtocolError` means the core queued a DISCONNECT: it is sent, and
 the connection closed.
@@ -22,6 +27,7 @@ from typing import Any, Final
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import anyio.to_thread
 
 from ptycore import DisconnectReason, ProtocolError
@@ -64,13 +70,8 @@ _CHANNEL_EVENTS: Final = (
     ChannelClosed,
 )
 
-_BACKEND_ERRORS: Final = (
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    anyio.EndOfStream,
-    OSError,
-)
-"""What a socket stream raises on any backend when the peer is gone."""
+_BACKEND_ERRORS: Final = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+"""What a socket operation raises on any backend when the peer is gone."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -138,20 +139,31 @@ class _Server:
         probability = rate + (100 - rate) * (self.startups - start) / (full - start)
         return secrets.randbelow(100) < probability
 
-    async def handle(self, stream: anyio.abc.SocketStream) -> None:
+    async def accept(self, listener: socket.socket, tasks: anyio.abc.TaskGroup) -> None:
+        """Accept connections on a listening socket, each served in its own task."""
+        while True:
+            await anyio.wait_readable(listener)
+            try:
+                sock, address = listener.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                continue  # taken by another process, or gone before we got to it
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            tasks.start_soon(self.handle, sock, _address(address))
+
+    async def handle(self, sock: socket.socket, peer: str) -> None:
         """Serve one accepted connection."""
-        async with stream:
-            peer = _address(_attribute(stream, anyio.abc.SocketAttribute.remote_address))
+        with sock:
             if self.should_drop():
                 logger.warning("drop connection from %s past MaxStartups", peer)
-                with contextlib.suppress(*_BACKEND_ERRORS):
-                    await stream.send(MAX_STARTUPS_MESSAGE)
+                with contextlib.suppress(OSError):
+                    sock.send(MAX_STARTUPS_MESSAGE)  # a fresh socket takes 22 bytes
                 return
             self.connections += 1
             self.startups += 1
             connection: _Connection | None = None
             try:
-                connection = _Connection(self, stream, peer)
+                connection = _Connection(self, sock, peer)
                 await connection.run()
             except Exception:  # one connection's bug must not stop the listener
                 logger.exception("%s: connection failed", peer)
@@ -167,7 +179,6 @@ class _Connection:
     __slots__ = (
         "_flush_scheduled",
         "_lost",
-        "_quickack",
         "_read_scope",
         "_send_done",
         "_sending",
@@ -177,12 +188,12 @@ class _Connection:
         "peer",
         "router",
         "server",
-        "stream",
+        "sock",
     )
 
-    def __init__(self, server: _Server, stream: anyio.abc.SocketStream, peer: str) -> None:
+    def __init__(self, server: _Server, sock: socket.socket, peer: str) -> None:
         self.server = server
-        self.stream = stream
+        self.sock = sock
         self.peer = peer
         self.core = ServerConnection(
             server.config, server.authenticator, server.host_keys, now=anyio.current_time()
@@ -195,11 +206,6 @@ class _Connection:
         self._read_scope: anyio.CancelScope | None = None
         self._flush_scheduled = False
         self._tasks: anyio.abc.TaskGroup | None = None
-        raw = _attribute(stream, anyio.abc.SocketAttribute.raw_socket)
-        # asyncio hands out a TransportSocket wrapper, trio the socket itself.
-        self._quickack: Any = (
-            raw if TCP_QUICKACK is not None and hasattr(raw, "setsockopt") else None
-        )
 
     async def run(self) -> None:
         """Serve until either side ends the connection or the server stops."""
@@ -294,7 +300,7 @@ class _Connection:
     async def flush(self) -> None:
         """Send everything the core queued, in one send.
 
-        One send at a time (a socket stream takes no concurrent sends): a flush that
+        One send at a time (the bytes of two sends must not interleave): a flush that
         finds one under way waits for it, then sends whatever is still queued. No
         lock per connection: an idle connection keeps no waiter queue.
         """
@@ -340,26 +346,49 @@ class _Connection:
     # -- the one place backend errors are seen --------------------------------------------
 
     async def _receive_bytes(self) -> bytes | None:
+        """What the socket has (waiting until it has something), or None once it is
+        closed or broken."""
+        sock = self.sock
         try:
-            data = await self.stream.receive(READ_SIZE)
-            if self._quickack is not None and TCP_QUICKACK is not None:
+            while True:
+                await anyio.wait_readable(sock)
+                try:
+                    data = sock.recv(READ_SIZE)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                break
+            if TCP_QUICKACK is not None:
                 # The OpenSSH client keeps Nagle's algorithm on (TCP_NODELAY only for
                 # interactive sessions, ssh.c ssh_session2_setup), so during key exchange
                 # and authentication its next small packet waits for our ACK of the last
                 # one, which Linux delays by up to 40 ms when we have nothing to send back
                 # (our KEXINIT went out first). Acknowledge at once instead (tcp(7)
                 # TCP_QUICKACK is not permanent: set again after every read).
-                self._quickack.setsockopt(socket.IPPROTO_TCP, TCP_QUICKACK, 1)
+                sock.setsockopt(socket.IPPROTO_TCP, TCP_QUICKACK, 1)
         except _BACKEND_ERRORS:
+            data = b""
+        if not data:
             self._lose()
             return None
         return data
 
     async def _send_bytes(self, data: bytes) -> None:
+        """Send all of ``data``, waiting while the socket's buffer is full.
+
+        One checkpoint first, as anyio's streams do on every send: a task that only
+        writes, while the client's window allows, still lets the others run."""
         if self._lost:
             return
+        sock = self.sock
         try:
-            await self.stream.send(data)
+            await anyio.lowlevel.checkpoint()
+            view = memoryview(data)
+            sent = 0
+            while sent < len(view) and not self._lost:
+                try:
+                    sent += sock.send(view[sent:])
+                except (BlockingIOError, InterruptedError):
+                    await anyio.wait_writable(sock)
         except _BACKEND_ERRORS:
             self._lose()
 
@@ -454,7 +483,9 @@ async def serve(
             logger.info("listening on %s", _address((address, bound_port)))
         async with anyio.create_task_group() as tasks:
             for each in listeners:
-                tasks.start_soon(each.serve, server.handle)
+                tasks.start_soon(
+                    server.accept, _attribute(each, anyio.abc.SocketAttribute.raw_socket), tasks
+                )
             task_status.started(bound)
     finally:
         with anyio.CancelScope(shield=True):
