@@ -237,7 +237,7 @@ class _Connection:
 
     async def _read(self) -> None:
         """Feed the core what the socket gives; run its timer when it is due."""
-        await self.flush()  # our version line and KEXINIT
+        await self._flush_now()  # our version line and KEXINIT
         while not self.core.closed and not self._lost and await self._turn():
             pass
 
@@ -275,7 +275,12 @@ class _Connection:
             return False
         for event in events:
             self._event(event)
-        await self.flush()
+        if self.router is None:
+            # Before the login no other task of this connection can add to the send:
+            # no checkpoint (a loop turn) for the eight or so reads of a handshake.
+            await self._flush_now()
+        else:
+            await self.flush()
         return True
 
     async def _feed(self, data: bytes) -> list[Event]:
@@ -333,6 +338,9 @@ class _Connection:
         lock per connection: an idle connection keeps no waiter queue.
         """
         await anyio.lowlevel.checkpoint()
+        await self._flush_now()
+
+    async def _flush_now(self) -> None:
         while self._sending:
             done = self._send_done
             if done is None:
@@ -378,14 +386,12 @@ class _Connection:
         """What the socket has (waiting until it has something), or None once it is
         closed or broken."""
         sock = self.sock
+        data: bytes | None = None
         try:
-            while True:
+            while data is None:
                 await anyio.wait_readable(sock)
-                try:
+                with contextlib.suppress(BlockingIOError, InterruptedError):
                     data = sock.recv(self._read_size)
-                except (BlockingIOError, InterruptedError):
-                    continue
-                break
             self._read_size = READ_SIZE if len(data) >= SMALL_READ_SIZE else SMALL_READ_SIZE
             if TCP_QUICKACK is not None:
                 # The OpenSSH client keeps Nagle's algorithm on (TCP_NODELAY only for
