@@ -223,7 +223,11 @@ class _Connection:
             async with anyio.create_task_group() as tasks:
                 self._tasks = tasks
                 try:
-                    await self._read()
+                    # Feed the core what the socket gives, a turn at a time (inline, not
+                    # a coroutine of its own: each frame of a waiting task stays in memory).
+                    await self._flush_now()  # our version line and KEXINIT
+                    while not self.core.closed and not self._lost and await self._turn():
+                        pass
                 finally:
                     with anyio.CancelScope(shield=True):
                         await self._goodbye()
@@ -234,12 +238,6 @@ class _Connection:
             logger.info("connection from %s closed", self.peer)
 
     # -- reading ---------------------------------------------------------------------------
-
-    async def _read(self) -> None:
-        """Feed the core what the socket gives; run its timer when it is due."""
-        await self._flush_now()  # our version line and KEXINIT
-        while not self.core.closed and not self._lost and await self._turn():
-            pass
 
     async def _turn(self) -> bool:
         """One read and what follows from it; False once the connection is over.
