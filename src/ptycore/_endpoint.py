@@ -64,6 +64,12 @@ class Endpoint(abc.ABC):
     create :attr:`_connection` once the user is authenticated.
     """
 
+    __slots__ = (
+        "_closed",
+        "_connection",
+        "_transport",
+    )
+
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
         self._connection: Connection | None = None

@@ -343,6 +343,20 @@ class ServerAuth:
     caller sends the DISCONNECT.
     """
 
+    __slots__ = (
+        "_attempts",
+        "_authenticated",
+        "_authenticator",
+        "_config",
+        "_failures",
+        "_kbdint",
+        "_outgoing",
+        "_service",
+        "_session_id",
+        "_username",
+        "_verify",
+    )
+
     def __init__(
         self,
         authenticator: Authenticator,

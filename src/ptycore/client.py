@@ -52,6 +52,16 @@ class ClientConnection(Endpoint):
     decision (``known_hosts``).
     """
 
+    __slots__ = (
+        "_auth",
+        "_config",
+        "_keys",
+        "_password",
+        "_respond",
+        "_server_sig_algs",
+        "_username",
+    )
+
     def __init__(
         self,
         config: ClientConfig | None,

@@ -298,7 +298,8 @@ class _Channel:
         self.excess = 0
         self.send_window = 0
         self.send_max_packet = 0
-        self.queue: collections.deque[Outgoing] = collections.deque()
+        # None while empty: an idle channel keeps no deque (760 bytes each).
+        self.queue: collections.deque[Outgoing] | None = None
         self.queued_bytes = 0
         self.sent = 0  # bytes of the data item at the head of the queue already sent
         self.close_sent = False
@@ -313,6 +314,15 @@ class Connection:
     own verbs (:meth:`session`) may be called directly, and what they queue is
     picked up by the next :meth:`payloads_to_send`.
     """
+
+    __slots__ = (
+        "_channels",
+        "_config",
+        "_global_pending",
+        "_no_more_sessions",
+        "_outgoing",
+        "_role",
+    )
 
     def __init__(self, role: Role, config: ConnectionConfig | None = None) -> None:
         self._role = role
@@ -665,9 +675,10 @@ class Connection:
         # ours follows at once (nothing is left in front of it).
         channel.close_received = True
         # RFC 4254 section 5.3: the peer reads nothing more; queued data is dropped.
-        channel.queue = collections.deque(
-            item for item in channel.queue if not isinstance(item, OutgoingData)
-        )
+        if channel.queue:
+            channel.queue = collections.deque(
+                item for item in channel.queue if not isinstance(item, OutgoingData)
+            )
         channel.queued_bytes = 0
         channel.sent = 0
         return channel.session.receive_close()
@@ -770,6 +781,8 @@ class Connection:
                 if channel.close_received or not item.data:
                     continue
                 channel.queued_bytes += len(item.data)
+            if channel.queue is None:
+                channel.queue = collections.deque()
             channel.queue.append(item)
 
     def _sync(self, channel: _Channel) -> None:
@@ -787,6 +800,8 @@ class Connection:
             # session.c: the window opens once the program runs (channel_set_fds).
             self._open_receive_window(channel, announce=True)
         self._pump(channel)
+        if not channel.queue:
+            channel.queue = None
         if channel.close_sent and channel.close_received:
             del self._channels[channel.local_id]
 

@@ -96,6 +96,21 @@ class ServerConnection(Endpoint):
     ``now`` given to :meth:`receive_data` when it is ``None``.
     """
 
+    __slots__ = (
+        "_alive_deadline",
+        "_alive_outstanding",
+        "_announcements",
+        "_auth",
+        "_authenticator",
+        "_config",
+        "_grace_deadline",
+        "_host_key_algorithm",
+        "_host_keys",
+        "_now",
+        "_service_accepted",
+        "_username",
+    )
+
     def __init__(
         self,
         config: ServerConfig | None,

@@ -58,7 +58,6 @@ is a :class:`~ptycore.ProtocolError`.
 from __future__ import annotations
 
 import abc
-import collections
 import dataclasses
 import enum
 import re
@@ -508,14 +507,30 @@ def _clamp(size: WindowSize) -> WindowSize:
 class Session(abc.ABC):
     """What server and client sessions share: the rules table, replies, data, EOF, CLOSE."""
 
+    __slots__ = (
+        "_awaiting",
+        "_environment",
+        "_eof_received",
+        "_eof_sent",
+        "_exit_signal",
+        "_exit_status",
+        "_next_handle",
+        "_outgoing",
+        "_program",
+        "_pty",
+        "_state",
+    )
+
     role: Role
 
     def __init__(self) -> None:
         self._state = SessionState.READY
         self._next_handle = 1
         self._outgoing: list[Outgoing] = []
-        # Our requests that want a reply, oldest first (RFC 4254 5.4).
-        self._awaiting: collections.deque[tuple[int, ChannelRequest]] = collections.deque()
+        # Our requests that want a reply, oldest first (RFC 4254 5.4). Lists, not
+        # deques, here and in ServerSession: a few entries at most, and an empty
+        # deque costs every idle session 760 bytes.
+        self._awaiting: list[tuple[int, ChannelRequest]] = []
         self._eof_sent = False
         self._eof_received = False
         self._pty: PtyRequest | None = None
@@ -602,7 +617,7 @@ class Session(abc.ABC):
         """Take a CHANNEL_SUCCESS (True) or CHANNEL_FAILURE (False) from the peer."""
         self._ensure_usable(Kind.REPLY)
         self._run_checks(self._rule(Direction.RECEIVE, Kind.REPLY, None), None)
-        handle, request = self._awaiting.popleft()
+        handle, request = self._awaiting.pop(0)
         kind = _kind_of(request)
         if kind in PROGRAMS:
             outcome = Kind.PROGRAM_ACCEPTED if success else Kind.PROGRAM_REFUSED
@@ -783,6 +798,16 @@ class Session(abc.ABC):
 class ServerSession(Session):
     """The server end of a session channel: OpenSSH ``sshd``'s rules by default."""
 
+    __slots__ = (
+        "_agent_granted",
+        "_agent_requested",
+        "_env_accepted",
+        "_replies",
+        "_undecided",
+        "_x11",
+        "policy",
+    )
+
     role = Role.SERVER
 
     def __init__(self, policy: SessionPolicy | None = None) -> None:
@@ -791,7 +816,7 @@ class ServerSession(Session):
         if not isinstance(self.policy, SessionPolicy):
             raise TypeError("policy must be a SessionPolicy")
         # Requests that want a reply, in arrival order (RFC 4254 5.4).
-        self._replies: collections.deque[_Pending] = collections.deque()
+        self._replies: list[_Pending] = []
         # Requests the application has not decided yet, by handle.
         self._undecided: dict[int, _Pending] = {}
         self._x11: X11Request | None = None
@@ -918,7 +943,7 @@ class ServerSession(Session):
 
     def _flush_replies(self) -> None:
         while self._replies and self._replies[0].decision is not None:
-            done = self._replies.popleft()
+            done = self._replies.pop(0)
             self._outgoing.append(OutgoingReply(handle=done.handle, success=bool(done.decision)))
 
     def _answer_now(self, request: ChannelRequest, want_reply: bool, ok: bool) -> int:
@@ -1033,6 +1058,8 @@ class ClientSession(Session):
     Builds requests, matches the server's replies to them in order, and reports
     what the server says about the program (exit status or signal), EOF and CLOSE.
     """
+
+    __slots__ = ("_pty_asked",)
 
     role = Role.CLIENT
 

@@ -79,15 +79,20 @@ class ChannelCore(Protocol):
 
 
 class _Link:
-    """A :class:`~ptycore_anyio.Session`'s way to its channel."""
+    """A :class:`~ptycore_anyio.Session`'s way to its channel, and what the router
+    keeps of the channel (one object per channel: an idle session stays small)."""
 
-    __slots__ = ("_channel_id", "_core", "_router", "machine")
+    __slots__ = ("_channel_id", "_core", "_router", "machine", "session", "started")
 
-    def __init__(self, router: SessionRouter, channel_id: int, machine: ServerSession) -> None:
+    def __init__(
+        self, router: SessionRouter, channel_id: int, machine: ServerSession, username: str
+    ) -> None:
         self._router = router
         self._core = router.core
         self._channel_id = channel_id
         self.machine = machine  # kept: the core forgets the channel once both CLOSEs crossed
+        self.session = Session(self, username=username)
+        self.started = False  # the application runs
 
     def writable(self) -> int:
         try:
@@ -124,9 +129,7 @@ class SessionRouter:
 
     __slots__ = (
         "_app",
-        "_machines",
-        "_sessions",
-        "_started",
+        "_links",
         "_subsystems",
         "_task_group",
         "_username",
@@ -153,30 +156,29 @@ class SessionRouter:
         self._task_group = task_group
         self._username = username
         self._subsystems = frozenset(subsystems)
-        self._sessions: dict[int, Session] = {}
-        self._machines: dict[int, ServerSession] = {}
-        self._started: set[int] = set()
+        self._links: dict[int, _Link] = {}
 
     @property
     def sessions(self) -> tuple[Session, ...]:
         """The sessions whose channels are open."""
-        return tuple(self._sessions.values())
+        return tuple(link.session for link in self._links.values())
 
     def handle(self, event: ConnectionEvent) -> None:
         """Act on one event of the connection layer."""
         if isinstance(event, ChannelOpened):
             machine = self.core.session(event.channel_id)
             if isinstance(machine, ServerSession):
-                link = _Link(self, event.channel_id, machine)
                 logger.info("session %d opened for %s", event.channel_id, self._username)
-                self._sessions[event.channel_id] = Session(link, username=self._username)
-                self._machines[event.channel_id] = machine
+                self._links[event.channel_id] = _Link(
+                    self, event.channel_id, machine, self._username
+                )
             return
-        session = self._sessions.get(getattr(event, "channel_id", -1))
-        if session is None:
+        link = self._links.get(getattr(event, "channel_id", -1))
+        if link is None:
             return
+        session = link.session
         if isinstance(event, SessionEvent):
-            self._session_event(event.channel_id, session, event.event)
+            self._session_event(event.channel_id, link, event.event)
         elif isinstance(event, ChannelDataReceived):
             # RFC 4254 5.2: no extended data type is defined from client to server;
             # the machine took it, and there is nothing to hand it to: its window is
@@ -191,37 +193,35 @@ class SessionRouter:
             session.window_grew()
         elif isinstance(event, ChannelClosed):
             logger.info("session %d closed", event.channel_id)
-            del self._sessions[event.channel_id]
-            del self._machines[event.channel_id]
-            self._started.discard(event.channel_id)
+            del self._links[event.channel_id]
             session.channel_closed()
 
     def connection_lost(self) -> None:
         """The connection is gone: every session is closed."""
-        sessions, self._sessions = self._sessions, {}
-        self._machines.clear()
-        for session in sessions.values():
-            session.channel_closed()
+        links, self._links = self._links, {}
+        for link in links.values():
+            link.session.channel_closed()
 
     # -- internals ---------------------------------------------------------------------
 
-    def _session_event(self, channel_id: int, session: Session, event: object) -> None:
+    def _session_event(self, channel_id: int, link: _Link, event: object) -> None:
         if isinstance(event, WindowChanged):
             logger.info("session %d: window-change to %s", channel_id, event.size)
-            if channel_id in self._started:
-                session.deliver(WindowChange(size=event.size))
+            if link.started:
+                link.session.deliver(WindowChange(size=event.size))
         elif isinstance(event, RequestRefused):
             logger.info(
                 "session %d: %s refused: %s", channel_id, event.request.request_type, event.reason
             )
         elif isinstance(event, RequestReceived):
-            self._decide_request(channel_id, session, event)
+            self._decide_request(channel_id, link, event)
 
-    def _decide_request(self, channel_id: int, session: Session, event: RequestReceived) -> None:
-        machine = self._machines[channel_id]
+    def _decide_request(self, channel_id: int, link: _Link, event: RequestReceived) -> None:
+        machine = link.machine
+        session = link.session
         request = event.request
         handle = event.handle
-        started = channel_id in self._started
+        started = link.started
         if isinstance(request, SignalRequest | BreakRequest) and started:
 
             def decide(ok: bool) -> None:
@@ -252,7 +252,7 @@ class SessionRouter:
         else:
             machine.reject(handle)
         if machine.program_started and not started:
-            self._started.add(channel_id)
+            link.started = True
             self._task_group.start_soon(
                 self._run, channel_id, session, name=f"ptycore session {channel_id}"
             )

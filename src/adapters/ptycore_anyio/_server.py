@@ -1,9 +1,14 @@
 """``serve()``: an SSH server on anyio, over :class:`ptycore.server.ServerConnection`.
 
-One code path for asyncio and trio, in the style of mqttproto and anycorn: an
-anyio TCP listener, one task per connection that feeds the core what the socket
-gives, sends what the core queued, and arms the core's one timer on anyio's clock.
-Socket errors of every backend become "the connection is lost" in one place
+One code path for asyncio and trio, in the style of mqttproto and anycorn: anyio
+TCP listeners, one task per connection that feeds the core what the socket gives,
+sends what the core queued, and arms the core's one timer on anyio's clock.
+
+The sockets are used directly, non-blocking, with :func:`anyio.wait_readable` and
+:func:`anyio.wait_writable`, rather than as anyio socket streams: on asyncio a
+stream is a transport and a protocol with a receive queue and two events, about
+4 KiB per idle connection, and each read goes through them and pauses and resumes
+the transport. Socket errors become "the connection is lost" in one place
 (:meth:`_Connection._receive_bytes` and :meth:`_Connection._send_bytes`); a
 :class:`ptycore.ProtocolError` means the core queued a DISCONNECT: it is sent, and
 the connection closed.
@@ -22,6 +27,7 @@ from typing import Any, Final
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import anyio.to_thread
 
 from ptycore import DisconnectReason, ProtocolError
@@ -48,12 +54,16 @@ READ_SIZE: Final = 256 * 1024
 bulk uploads from the OpenSSH client take about half the server CPU per GiB: fewer
 loop turns, and the WINDOW_ADJUSTs of several packets leave in one send."""
 
+SMALL_READ_SIZE: Final = 64 * 1024
+"""Bytes asked of the socket after a read that brought less than this: ``recv``
+allocates what it is asked for, and above glibc's mmap threshold (128 KiB) that is
+an mmap, a page fault and a munmap per read, about 13 us, ten times a small read.
+Handshakes and interactive sessions read little at a time; a read that fills this
+size switches back to :data:`READ_SIZE`, and needs no quick ACK: it comes from a
+stream of full segments, which Nagle's algorithm does not hold back."""
+
 TCP_QUICKACK: Final[int | None] = getattr(socket, "TCP_QUICKACK", None)
 """Linux's tcp(7) option to acknowledge at once; elsewhere ACKs are left to the kernel."""
-
-QUICKACK_BELOW: Final = 64 * 1024
-"""Reads this long or longer come from a stream of full segments, which Nagle's
-algorithm does not hold back: no quick ACK (a system call) is needed after them."""
 
 MAX_STARTUPS_MESSAGE: Final = b"Exceeded MaxStartups\r\n"
 """What sshd writes to a connection it drops for MaxStartups (``sshd.c``
@@ -68,13 +78,8 @@ _CHANNEL_EVENTS: Final = (
     ChannelClosed,
 )
 
-_BACKEND_ERRORS: Final = (
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    anyio.EndOfStream,
-    OSError,
-)
-"""What a socket stream raises on any backend when the peer is gone."""
+_BACKEND_ERRORS: Final = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+"""What a socket operation raises on any backend when the peer is gone."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -142,20 +147,31 @@ class _Server:
         probability = rate + (100 - rate) * (self.startups - start) / (full - start)
         return secrets.randbelow(100) < probability
 
-    async def handle(self, stream: anyio.abc.SocketStream) -> None:
+    async def accept(self, listener: socket.socket, tasks: anyio.abc.TaskGroup) -> None:
+        """Accept connections on a listening socket, each served in its own task."""
+        while True:
+            await anyio.wait_readable(listener)
+            try:
+                sock, address = listener.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                continue  # taken by another process, or gone before we got to it
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            tasks.start_soon(self.handle, sock, _address(address))
+
+    async def handle(self, sock: socket.socket, peer: str) -> None:
         """Serve one accepted connection."""
-        async with stream:
-            peer = _address(_attribute(stream, anyio.abc.SocketAttribute.remote_address))
+        with sock:
             if self.should_drop():
                 logger.warning("drop connection from %s past MaxStartups", peer)
-                with contextlib.suppress(*_BACKEND_ERRORS):
-                    await stream.send(MAX_STARTUPS_MESSAGE)
+                with contextlib.suppress(OSError):
+                    sock.send(MAX_STARTUPS_MESSAGE)  # a fresh socket takes 22 bytes
                 return
             self.connections += 1
             self.startups += 1
             connection: _Connection | None = None
             try:
-                connection = _Connection(self, stream, peer)
+                connection = _Connection(self, sock, peer)
                 await connection.run()
             except Exception:  # one connection's bug must not stop the listener
                 logger.exception("%s: connection failed", peer)
@@ -171,8 +187,8 @@ class _Connection:
     __slots__ = (
         "_flush_scheduled",
         "_lost",
-        "_quickack",
         "_read_scope",
+        "_read_size",
         "_send_done",
         "_sending",
         "_tasks",
@@ -181,12 +197,12 @@ class _Connection:
         "peer",
         "router",
         "server",
-        "stream",
+        "sock",
     )
 
-    def __init__(self, server: _Server, stream: anyio.abc.SocketStream, peer: str) -> None:
+    def __init__(self, server: _Server, sock: socket.socket, peer: str) -> None:
         self.server = server
-        self.stream = stream
+        self.sock = sock
         self.peer = peer
         self.core = ServerConnection(
             server.config, server.authenticator, server.host_keys, now=anyio.current_time()
@@ -197,13 +213,9 @@ class _Connection:
         self._sending = False
         self._send_done: anyio.Event | None = None  # made only when a flush must wait
         self._read_scope: anyio.CancelScope | None = None
+        self._read_size = SMALL_READ_SIZE
         self._flush_scheduled = False
         self._tasks: anyio.abc.TaskGroup | None = None
-        raw = _attribute(stream, anyio.abc.SocketAttribute.raw_socket)
-        # asyncio hands out a TransportSocket wrapper, trio the socket itself.
-        self._quickack: Any = (
-            raw if TCP_QUICKACK is not None and hasattr(raw, "setsockopt") else None
-        )
 
     async def run(self) -> None:
         """Serve until either side ends the connection or the server stops."""
@@ -212,7 +224,11 @@ class _Connection:
             async with anyio.create_task_group() as tasks:
                 self._tasks = tasks
                 try:
-                    await self._read()
+                    # Feed the core what the socket gives, a turn at a time (inline, not
+                    # a coroutine of its own: each frame of a waiting task stays in memory).
+                    await self._flush_now()  # our version line and KEXINIT
+                    while not self.core.closed and not self._lost and await self._turn():
+                        pass
                 finally:
                     with anyio.CancelScope(shield=True):
                         await self._goodbye()
@@ -224,42 +240,47 @@ class _Connection:
 
     # -- reading ---------------------------------------------------------------------------
 
-    async def _read(self) -> None:
-        """Feed the core what the socket gives; run its timer when it is due.
+    async def _turn(self) -> bool:
+        """One read and what follows from it; False once the connection is over.
 
-        The core has one timer (login grace time, rekeying by time): the wait for
-        the socket ends at its deadline, which :meth:`_rearm` moves when the core
-        changed it, so no task per connection waits for it.
+        A frame of its own, so that nothing of one turn (the bytes, the events) stays
+        referenced while the next read waits. The core has one timer (login grace
+        time, keepalives, rekeying by time): the wait for the socket ends at its
+        deadline, which :meth:`_rearm` moves when the core changed it, so no task
+        per connection waits for it. With no timer the wait has no cancel scope
+        (about 600 bytes per idle connection on asyncio): the core's timer only
+        appears in ``receive_data`` and ``handle_timer``, which this task calls.
         """
-        await self.flush()  # our version line and KEXINIT
-        while not self.core.closed and not self._lost:
-            deadline = self.core.get_timer()
-            if deadline is None:
-                # No timer (the usual case once logged in): none appears before the
-                # next read (the core arms timers only as it takes input), so the
-                # wait needs no cancel scope, which costs every read of a transfer.
+        deadline = self.core.get_timer()
+        if deadline is None:
+            data = await self._receive_bytes()
+        else:
+            with anyio.CancelScope(deadline=deadline) as scope:
+                self._read_scope = scope
                 data = await self._receive_bytes()
-            else:
-                with anyio.CancelScope(deadline=deadline) as scope:
-                    self._read_scope = scope
-                    data = await self._receive_bytes()
-                self._read_scope = None
-                if scope.cancelled_caught:
-                    for event in self.core.handle_timer(anyio.current_time()):
-                        self._event(event)
-                    await self.flush()
-                    continue
-            if data is None:
-                return
-            try:
-                events = await self._feed(data)
-            except ProtocolError as error:
-                logger.warning("%s: protocol error, disconnecting: %s", self.peer, error)
-                await self.flush()  # the DISCONNECT the core queued
-                return
-            for event in events:
-                self._event(event)
+            self._read_scope = None
+            if scope.cancelled_caught:
+                for event in self.core.handle_timer(anyio.current_time()):
+                    self._event(event)
+                await self.flush()
+                return True
+        if data is None:
+            return False
+        try:
+            events = await self._feed(data)
+        except ProtocolError as error:
+            logger.warning("%s: protocol error, disconnecting: %s", self.peer, error)
+            await self.flush()  # the DISCONNECT the core queued
+            return False
+        for event in events:
+            self._event(event)
+        if self.router is None:
+            # Before the login no other task of this connection can add to the send:
+            # no checkpoint (a loop turn) for the eight or so reads of a handshake.
+            await self._flush_now()
+        else:
             await self.flush()
+        return True
 
     async def _feed(self, data: bytes) -> list[Event]:
         now = anyio.current_time()
@@ -303,10 +324,21 @@ class _Connection:
     async def flush(self) -> None:
         """Send everything the core queued, in one send.
 
-        One send at a time (a socket stream takes no concurrent sends): a flush that
+        It starts with a checkpoint, as anyio's streams do on every send, and drains
+        the core after it: tasks made ready by what was just read (an application
+        started by its exec request, say) queue their output first, and it leaves in
+        the same send (for ``ssh host true``: the exec's SUCCESS, EOF, ``exit-status``
+        and CLOSE in one segment). A task that only writes, while the client's window
+        allows, still lets the others run.
+
+        One send at a time (the bytes of two sends must not interleave): a flush that
         finds one under way waits for it, then sends whatever is still queued. No
         lock per connection: an idle connection keeps no waiter queue.
         """
+        await anyio.lowlevel.checkpoint()
+        await self._flush_now()
+
+    async def _flush_now(self) -> None:
         while self._sending:
             done = self._send_done
             if done is None:
@@ -349,30 +381,44 @@ class _Connection:
     # -- the one place backend errors are seen --------------------------------------------
 
     async def _receive_bytes(self) -> bytes | None:
+        """What the socket has (waiting until it has something), or None once it is
+        closed or broken."""
+        sock = self.sock
+        data: bytes | None = None
         try:
-            data = await self.stream.receive(READ_SIZE)
-            if (
-                self._quickack is not None
-                and TCP_QUICKACK is not None
-                and len(data) < QUICKACK_BELOW
-            ):
+            while data is None:
+                await anyio.wait_readable(sock)
+                with contextlib.suppress(BlockingIOError, InterruptedError):
+                    data = sock.recv(self._read_size)
+            self._read_size = READ_SIZE if len(data) >= SMALL_READ_SIZE else SMALL_READ_SIZE
+            if TCP_QUICKACK is not None and len(data) < SMALL_READ_SIZE:
                 # The OpenSSH client keeps Nagle's algorithm on (TCP_NODELAY only for
                 # interactive sessions, ssh.c ssh_session2_setup), so during key exchange
                 # and authentication its next small packet waits for our ACK of the last
                 # one, which Linux delays by up to 40 ms when we have nothing to send back
                 # (our KEXINIT went out first). Acknowledge at once instead (tcp(7)
                 # TCP_QUICKACK is not permanent: set again after every read).
-                self._quickack.setsockopt(socket.IPPROTO_TCP, TCP_QUICKACK, 1)
+                sock.setsockopt(socket.IPPROTO_TCP, TCP_QUICKACK, 1)
         except _BACKEND_ERRORS:
+            data = b""
+        if not data:
             self._lose()
             return None
         return data
 
     async def _send_bytes(self, data: bytes) -> None:
+        """Send all of ``data``, waiting while the socket's buffer is full."""
         if self._lost:
             return
+        sock = self.sock
         try:
-            await self.stream.send(data)
+            view = memoryview(data)
+            sent = 0
+            while sent < len(view) and not self._lost:
+                try:
+                    sent += sock.send(view[sent:])
+                except (BlockingIOError, InterruptedError):
+                    await anyio.wait_writable(sock)
         except _BACKEND_ERRORS:
             self._lose()
 
@@ -467,7 +513,9 @@ async def serve(
             logger.info("listening on %s", _address((address, bound_port)))
         async with anyio.create_task_group() as tasks:
             for each in listeners:
-                tasks.start_soon(each.serve, server.handle)
+                tasks.start_soon(
+                    server.accept, _attribute(each, anyio.abc.SocketAttribute.raw_socket), tasks
+                )
             task_status.started(bound)
     finally:
         with anyio.CancelScope(shield=True):

@@ -75,8 +75,10 @@ than one EXT_INFO from a client or two from a server (RFC 8308 section 2.4: afte
 the first NEWKEYS and before USERAUTH_SUCCESS)."""
 MAX_KEX_VALUE: Final = 16384
 """Largest ephemeral public value, host key or signature read from a kex message."""
-PADDING_POOL: Final = 4096
-"""Random bytes fetched at a time for packet padding."""
+PADDING_POOL: Final = 256
+"""Random bytes fetched at a time for packet padding: one call to the random source
+per few dozen packets, and little kept per connection (the pool stays with an idle
+connection; at most 255 bytes of padding go in a packet, RFC 4253 section 6)."""
 MAX_PACKETS_BEFORE_REKEY: Final = 1 << 31
 """OpenSSH ``packet.c`` ``MAX_PACKETS``: rekey long before sequence numbers wrap."""
 
@@ -201,6 +203,42 @@ class Transport:
 
     Construction queues our identification string and our first KEXINIT.
     """
+
+    __slots__ = (
+        "_authenticated",
+        "_banner_lines",
+        "_closed",
+        "_config",
+        "_ext_info_c",
+        "_ext_infos",
+        "_host_key_blob",
+        "_host_keys",
+        "_inbuf",
+        "_kex",
+        "_now",
+        "_out",
+        "_padding_pool",
+        "_padding_used",
+        "_peer_version",
+        "_pending",
+        "_random",
+        "_recv_bytes",
+        "_recv_cipher",
+        "_recv_length",
+        "_recv_packets",
+        "_recv_seq",
+        "_rekey_deadline",
+        "_rekey_limit",
+        "_role",
+        "_send_bytes",
+        "_send_cipher",
+        "_send_packets",
+        "_send_seq",
+        "_session_id",
+        "_strict",
+        "_verify_host_key",
+        "_version_done",
+    )
 
     def __init__(
         self,
