@@ -385,9 +385,16 @@ class _Connection:
         closed or broken."""
         sock = self.sock
         data: bytes | None = None
+        # Once logged in, read before waiting: during a transfer the next bytes are
+        # usually there already, and every wait adds the socket to the event loop's
+        # selector and removes it again; the flush after each read yields to the other
+        # tasks. Before the login nothing else of a turn yields: wait first.
+        wait = self.router is None
         try:
             while data is None:
-                await anyio.wait_readable(sock)
+                if wait:
+                    await anyio.wait_readable(sock)
+                wait = True
                 with contextlib.suppress(BlockingIOError, InterruptedError):
                     data = sock.recv(self._read_size)
             self._read_size = READ_SIZE if len(data) >= SMALL_READ_SIZE else SMALL_READ_SIZE
