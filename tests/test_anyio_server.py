@@ -12,7 +12,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -77,7 +77,10 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
         timeout=WAIT,
     )
     authorized = directory / "authorized_keys"
-    authorized.write_bytes(b'no-pty,command="x y" ' + client.with_suffix(".pub").read_bytes())
+    # Options about forwarding change nothing here: the key stays usable.
+    authorized.write_bytes(
+        b'no-port-forwarding,permitopen="x:1" ' + client.with_suffix(".pub").read_bytes()
+    )
     passwords = directory / "passwords"
     hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4))
     passwords.write_bytes(b"alice:" + hashed + b"\nbob:plain\n")
@@ -207,6 +210,19 @@ async def test_openssh_info_exec_with_and_without_a_pty(keys: Keys) -> None:
     assert b"columns wide and" in with_pty.stdout
     assert (without.returncode, without.stdout) == (0, NO_TERMINAL.encode())
     assert (plain.returncode, plain.stdout) == (0, NO_TERMINAL.encode())
+
+
+async def test_a_key_with_options_that_are_not_enforced_cannot_log_in(
+    keys: Keys, tmp_path: Path
+) -> None:
+    """``command=`` would be ignored, so the key is refused instead of given a shell."""
+    restricted = tmp_path / "authorized_keys"
+    public = keys.client.with_suffix(".pub").read_bytes()
+    restricted.write_bytes(b'command="echo only this",no-pty ' + public)
+    async with running(echo, replace(keys, authorized_keys=restricted)) as server:
+        refused = await ssh(server, command="anything")
+    assert refused.returncode == 255
+    assert b"Permission denied" in refused.stderr
 
 
 async def test_openssh_echo_moves_a_mebibyte_both_ways(keys: Keys) -> None:

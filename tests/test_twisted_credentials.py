@@ -70,11 +70,17 @@ def test_authorized_keys_with_options_comments_and_junk(tmp_path: Path) -> None:
         + b'command="echo \\"quoted, with spaces\\"",no-pty ' + public + b"\n"
         + b"ssh-ed25519 AAAAnot-base64\n"
         + b"   " + public + b"\n"
+        + b'no-port-forwarding,permitopen="h:1,2",No-Agent-Forwarding ' + public + b"\n"
+        + b'from="10.0.0.1" ' + public + b"\n"
     )  # fmt: skip
     found, problems = conch_keys(path)
     expected = keys.Key.fromFile(str(made.client_public))
-    assert found == [expected, expected]
-    assert [p.line for p in problems] == [4]
+    assert found == [expected, expected]  # the bare key and the harmless options
+    assert [(p.line, p.reason) for p in problems] == [
+        (3, "ssh-ed25519 key skipped: ptycore does not enforce command, no-pty"),
+        (4, "not a public key"),
+        (7, "ssh-ed25519 key skipped: ptycore does not enforce from"),
+    ]
 
 
 def test_password_file_plain_and_bcrypt(tmp_path: Path) -> None:

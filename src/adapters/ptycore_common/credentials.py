@@ -19,9 +19,12 @@ import bcrypt
 
 __all__ = [
     "MAX_FILE_SIZE",
+    "NOTHING_TO_ENFORCE",
     "AuthorizedKey",
     "CredentialsFileError",
     "FileProblem",
+    "authorized_key_problem",
+    "option_names",
     "parse_authorized_key",
     "password_matches",
     "read_authorized_keys",
@@ -52,11 +55,20 @@ class FileProblem:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AuthorizedKey:
-    """One key of an ``authorized_keys`` line: its type name and its public blob
-    (RFC 4253 6.6, the base64-decoded second field)."""
+    """One key of an ``authorized_keys`` line: its type name, its public blob
+    (RFC 4253 6.6, the base64-decoded second field) and the names of the options
+    before it, lower-cased as sshd compares them."""
 
     key_type: str
     blob: bytes
+    options: tuple[str, ...] = ()
+
+    def unenforced_options(self) -> list[str]:
+        """The options ptycore cannot honour. A key that has any is skipped: let in
+        without them it would get more than its line allows (a shell instead of its
+        ``command=``, from anywhere instead of its ``from=``, a PTY despite
+        ``no-pty``), so it is not let in at all."""
+        return [name for name in self.options if name not in NOTHING_TO_ENFORCE]
 
 
 def read_lines(path: Path, what: str) -> list[bytes]:
@@ -69,6 +81,42 @@ def read_lines(path: Path, what: str) -> list[bytes]:
     if len(data) > MAX_FILE_SIZE:
         raise CredentialsFileError(f"cannot use {what} {path}: larger than 1 MiB")
     return data.splitlines()
+
+
+NOTHING_TO_ENFORCE: Final = frozenset(
+    {
+        "no-port-forwarding",
+        "no-agent-forwarding",
+        "no-x11-forwarding",
+        "no-user-rc",
+        "port-forwarding",
+        "agent-forwarding",
+        "x11-forwarding",
+        "user-rc",
+        "permitopen",
+        "permitlisten",
+        "environment",
+    }
+)
+"""sshd(8) options about what ptycore never offers (forwarding, ``~/.ssh/rc``), and
+``environment=``, which sshd too ignores unless ``PermitUserEnvironment`` (off by
+default): whatever they say, a key gets the same from ptycore."""
+
+
+def option_names(field: bytes) -> tuple[str, ...]:
+    """The names in an options field: comma-separated, commas inside double quotes
+    not counting (sshd's ``auth-options.c``), ``name=value`` named by ``name``."""
+    names: list[str] = []
+    quoted = False
+    start = 0
+    for index, byte in enumerate(field):
+        if byte == 0x22 and (index == 0 or field[index - 1] != 0x5C):  # an unescaped "
+            quoted = not quoted
+        elif byte == 0x2C and not quoted:  # ,
+            names.append(field[start:index].split(b"=", 1)[0].decode("ascii", "replace"))
+            start = index + 1
+    names.append(field[start:].split(b"=", 1)[0].decode("ascii", "replace"))
+    return tuple(name.lower() for name in names if name)
 
 
 def skip_options(line: bytes) -> bytes:
@@ -112,14 +160,32 @@ def _key_fields(line: bytes) -> AuthorizedKey | None:
 def parse_authorized_key(line: bytes) -> AuthorizedKey | None:
     """``[options] keytype base64 [comment]`` as sshd's ``auth_check_authkey_line``:
     first as a bare key, then after skipping the options; ``None`` if neither."""
-    return _key_fields(line) or _key_fields(skip_options(line))
+    bare = _key_fields(line)
+    if bare is not None:
+        return bare
+    rest = skip_options(line)
+    key = _key_fields(rest)
+    if key is None:
+        return None
+    field = line[: len(line) - len(rest)].rstrip(b" \t")
+    return AuthorizedKey(key_type=key.key_type, blob=key.blob, options=option_names(field))
+
+
+def authorized_key_problem(key: AuthorizedKey) -> str | None:
+    """Why a parsed key is skipped, or ``None`` when it may log in."""
+    unenforced = key.unenforced_options()
+    if not unenforced:
+        return None
+    return f"{key.key_type} key skipped: ptycore does not enforce {', '.join(unenforced)}"
 
 
 def read_authorized_keys(path: Path) -> tuple[list[AuthorizedKey], list[FileProblem]]:
     """The public keys in an OpenSSH ``authorized_keys`` file, and the lines skipped.
 
-    Options before a key are accepted and ignored (ptycore does not implement
-    ``command=``, ``from=`` and the like). Empty lines and ``#`` comments are skipped.
+    A key with options that ptycore does not enforce (``command=``, ``from=``,
+    ``no-pty``, ``restrict``...) is skipped, see
+    :meth:`AuthorizedKey.unenforced_options`. Empty lines and ``#`` comments are
+    skipped.
     """
     found: list[AuthorizedKey] = []
     problems: list[FileProblem] = []
@@ -130,6 +196,10 @@ def read_authorized_keys(path: Path) -> tuple[list[AuthorizedKey], list[FileProb
         key = parse_authorized_key(line)
         if key is None:
             problems.append(FileProblem(line=number, reason="not a public key"))
+            continue
+        problem = authorized_key_problem(key)
+        if problem is not None:
+            problems.append(FileProblem(line=number, reason=problem))
             continue
         found.append(key)
     return found, problems

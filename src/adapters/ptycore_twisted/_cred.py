@@ -28,6 +28,7 @@ from zope.interface import implementer
 from ptycore_common.credentials import (
     CredentialsFileError,
     FileProblem,
+    authorized_key_problem,
     parse_authorized_key,
     password_matches,
     read_lines,
@@ -57,7 +58,8 @@ def conch_keys(path: Path) -> tuple[list[keys.Key], list[FileProblem]]:
     """The keys of an OpenSSH ``authorized_keys`` file as Conch keys, and the lines
     skipped (parsed by :func:`ptycore_common.credentials.parse_authorized_key`).
 
-    Options before a key are skipped and **not enforced**. Empty lines and ``#``
+    Keys with options ptycore does not enforce are skipped
+    (:func:`ptycore_common.credentials.authorized_key_problem`). Empty lines and ``#``
     comments are skipped; so are key types Conch cannot verify (``sk-*``).
     """
     found: list[keys.Key] = []
@@ -69,6 +71,10 @@ def conch_keys(path: Path) -> tuple[list[keys.Key], list[FileProblem]]:
         entry = parse_authorized_key(line)
         if entry is None:
             problems.append(FileProblem(line=number, reason="not a public key"))
+            continue
+        problem = authorized_key_problem(entry)
+        if problem is not None:
+            problems.append(FileProblem(line=number, reason=problem))
             continue
         try:
             key: keys.Key = keys.Key.fromString(entry.blob, type="blob")
