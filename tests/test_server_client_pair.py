@@ -316,6 +316,25 @@ def test_same_seeds_give_the_same_bytes() -> None:
     assert transcripts[0] == transcripts[1]
 
 
+def test_buffers_to_send_are_data_to_send_in_pieces() -> None:
+    """Both ends drain their output in pieces, each fed to the other end one piece
+    at a time: the login and a session's data go through, nothing is left over."""
+    client, server = make_pair(keys=(USER_KEY,))
+    ends: tuple[ClientConnection | ServerConnection, ...] = (client, server)
+    received: list[Event] = []
+    channel = None
+    for _ in range(12):
+        if channel is None and client.authenticated:
+            channel = client.open_session()
+        for sender, receiver in ((0, 1), (1, 0)):
+            buffers = ends[sender].buffers_to_send()
+            assert ends[sender].data_to_send() == b""
+            for piece in buffers:
+                received += ends[receiver].receive_data(piece, now=1.0)
+    assert server.authenticated
+    assert ChannelOpened(channel_id=0) in received
+
+
 def test_fed_byte_by_byte() -> None:
     client, server = make_pair(keys=(USER_KEY,))
     server_events: list[Event] = []

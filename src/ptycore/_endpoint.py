@@ -148,6 +148,13 @@ class Endpoint(abc.ABC):
             self._flush()
         return self._transport.data_to_send()
 
+    def buffers_to_send(self) -> list[bytes]:
+        """:meth:`data_to_send` in pieces, for a vectored write
+        (:meth:`ptycore.transport.Transport.buffers_to_send`)."""
+        if not self.closed:
+            self._flush()
+        return self._transport.buffers_to_send()
+
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` should next run, or ``None``."""
         return self._transport.get_timer()

@@ -9,7 +9,7 @@ The sockets are used directly, non-blocking, with :func:`anyio.wait_readable` an
 stream is a transport and a protocol with a receive queue and two events, about
 4 KiB per idle connection, and each read goes through them and pauses and resumes
 the transport. Socket errors become "the connection is lost" in one place
-(:meth:`_Connection._receive_bytes` and :meth:`_Connection._send_bytes`); a
+(:meth:`_Connection._receive_bytes` and :meth:`_Connection._send_buffers`); a
 :class:`ptycore.ProtocolError` means the core queued a DISCONNECT: it is sent, and
 the connection closed.
 """
@@ -64,6 +64,9 @@ stream of full segments, which Nagle's algorithm does not hold back."""
 
 TCP_QUICKACK: Final[int | None] = getattr(socket, "TCP_QUICKACK", None)
 """Linux's tcp(7) option to acknowledge at once; elsewhere ACKs are left to the kernel."""
+
+IOV_MAX: Final = 1024
+"""Buffers one sendmsg takes at most: Linux's UIO_MAXIOV (POSIX's IOV_MAX)."""
 
 MAX_STARTUPS_MESSAGE: Final = b"Exceeded MaxStartups\r\n"
 """What sshd writes to a connection it drops for MaxStartups (``sshd.c``
@@ -344,12 +347,12 @@ class _Connection:
             if done is None:
                 self._send_done = done = anyio.Event()
             await done.wait()
-        data = self.core.data_to_send()
+        buffers = self.core.buffers_to_send()
         self._rearm()
-        if data:
+        if buffers:
             self._sending = True
             try:
-                await self._send_bytes(data)
+                await self._send_buffers(buffers)
             finally:
                 self._sending = False
                 done, self._send_done = self._send_done, None
@@ -413,19 +416,31 @@ class _Connection:
             return None
         return data
 
-    async def _send_bytes(self, data: bytes) -> None:
-        """Send all of ``data``, waiting while the socket's buffer is full."""
+    async def _send_buffers(self, buffers: list[bytes]) -> None:
+        """Send all of ``buffers``, in order, waiting while the socket's buffer is full.
+
+        One vectored write (sendmsg) where the platform has it: the core's packets
+        are not joined into one more copy first."""
         if self._lost:
             return
         sock = self.sock
+        if not hasattr(sock, "sendmsg"):
+            buffers = [b"".join(buffers)]
+        views = [memoryview(buffer) for buffer in buffers if buffer]
         try:
-            view = memoryview(data)
-            sent = 0
-            while sent < len(view) and not self._lost:
+            while views and not self._lost:
                 try:
-                    sent += sock.send(view[sent:])
+                    sent = sock.sendmsg(views[:IOV_MAX]) if len(views) > 1 else sock.send(views[0])
                 except (BlockingIOError, InterruptedError):
                     await anyio.wait_writable(sock)
+                    continue
+                done = 0
+                while done < len(views) and sent >= len(views[done]):
+                    sent -= len(views[done])
+                    done += 1
+                del views[:done]
+                if sent:
+                    views[0] = views[0][sent:]
         except _BACKEND_ERRORS:
             self._lose()
 

@@ -405,6 +405,13 @@ class Transport:
         self._out.clear()
         return out
 
+    def buffers_to_send(self) -> list[bytes]:
+        """Drain the bytes to write to the peer in the pieces they were made in, for a
+        vectored write (``socket.sendmsg``): :meth:`data_to_send` without the copy
+        that joins them, which is a whole window of output in a bulk transfer."""
+        out, self._out = self._out, []
+        return out
+
     def rekey(self) -> None:
         """Start a key exchange now, unless one is running or the first is not done."""
         if self._closed:
