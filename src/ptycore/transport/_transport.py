@@ -547,7 +547,7 @@ class Transport:
             pool, used = self._random(PADDING_POOL), 0
             self._padding_pool = pool
         self._padding_used = used + padding
-        body = _BYTE.pack(padding) + payload + pool[used : used + padding]
+        body = b"".join((_BYTE.pack(padding), payload, pool[used : used + padding]))  # one copy
         pieces = cipher.encrypt(self._send_seq, header, body)
         self._out.extend(pieces)
         self._send_seq = (self._send_seq + 1) & 0xFFFFFFFF
