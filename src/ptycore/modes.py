@@ -232,8 +232,7 @@ _ARGUMENT_OPCODES = bytes(range(1, _FIRST_UNDEFINED))
 
 # Every opcode with an argument once, in the order of OpenSSH's tty_make_modes
 # (ttymodes.c): TTY_OP_OSPEED, TTY_OP_ISPEED, then ttymodes.h's order, which is
-# ascending; opcodes it does not know follow the same rule. Deleting from it the
-# opcodes that are not given leaves the given ones sorted: a counting sort in C.
+# ascending; opcodes it does not know follow the same rule.
 _SPEEDS = bytes((Opcode.TTY_OP_OSPEED, Opcode.TTY_OP_ISPEED))
 _OPENSSH_ORDER = _SPEEDS + _ARGUMENT_OPCODES.translate(None, _SPEEDS)
 
@@ -254,6 +253,7 @@ class _Termios(NamedTuple):
 
     characters: tuple[tuple[int, int], ...]  # (opcode, index into cc)
     flags: tuple[tuple[int, int, int], ...]  # (opcode, index of the flag field, bit)
+    sent: bytes  # every opcode that from_termios sets, in OpenSSH's order
     csize: int
     cs5: int
     cs7: int
@@ -290,9 +290,19 @@ def _termios() -> _Termios:
         for name in dir(termios)
         if name.startswith("B") and name[1:].isdigit()
     }
+    sent = bytes(
+        (
+            *_SPEEDS,
+            *(op for op, _ in characters),
+            *(op for op, _, _ in flags),
+            Opcode.CS7,
+            Opcode.CS8,
+        )
+    )
     return _Termios(
         characters=tuple(characters),
         flags=tuple(flags),
+        sent=_OPENSSH_ORDER.translate(None, _OPENSSH_ORDER.translate(None, sent)),
         csize=termios.CSIZE,
         cs5=termios.CS5,
         cs7=termios.CS7,
@@ -332,6 +342,19 @@ def _pack_arguments(count: int) -> Callable[..., bytes]:
     is ``TTY_OP_END``; packing refuses any value that is not a uint32.
     """
     return struct.Struct(f">{'xI' * count}x").pack
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(opcodes: bytes) -> tuple[bytes, Callable[..., bytes]]:
+    """Those of ``opcodes`` that are 1-159, each once, in OpenSSH's order, and
+    the packer of as many arguments as ``opcodes`` has.
+
+    Deleting the opcodes not given from ``_OPENSSH_ORDER`` leaves the given ones
+    sorted: a counting sort in two C-level calls. Cached, since a client sends
+    the same opcodes in every pty-req (those of its platform's termios).
+    """
+    ordered = _OPENSSH_ORDER.translate(None, _OPENSSH_ORDER.translate(None, opcodes))
+    return ordered, _pack_arguments(len(opcodes))
 
 
 def _reorder(encoded: bytearray, opcodes: bytes, ordered: bytes) -> bytearray:
@@ -391,14 +414,13 @@ class TerminalModes(Mapping[int, int]):
         given: dict[Any, Any] = items if type(items) is dict else dict(items)
         # Everything is done by a few C-level calls, never per item: bytes()
         # refuses opcodes outside 0-255, packing refuses values outside uint32,
-        # and the opcodes given in OpenSSH's order are what _OPENSSH_ORDER keeps
-        # of them, which drops any that is not 1-159.
+        # and putting the opcodes in OpenSSH's order drops any that is not 1-159.
         try:
             opcodes = bytes(given)
-            encoded = bytearray(_pack_arguments(len(opcodes))(*given.values()))
+            ordered, pack = _layout(opcodes)
+            encoded = bytearray(pack(*given.values()))
         except (TypeError, ValueError, OverflowError, struct.error):
             raise _invalid_item(given) from None
-        ordered = _OPENSSH_ORDER.translate(None, _OPENSSH_ORDER.translate(None, opcodes))
         if ordered != opcodes:
             if opcodes.translate(None, _ARGUMENT_OPCODES):
                 raise _invalid_item(given)
@@ -537,10 +559,10 @@ class TerminalModes(Mapping[int, int]):
         platform = _termios()
         fields = attrs[:4]
         cc = attrs[6]
-        items: dict[int, int] = {
-            Opcode.TTY_OP_OSPEED: platform.bauds.get(attrs[5], _DEFAULT_BAUD),
-            Opcode.TTY_OP_ISPEED: platform.bauds.get(attrs[4], _DEFAULT_BAUD),
-        }
+        # The keys in OpenSSH's order first, so that the constructor finds them sorted.
+        items = dict.fromkeys(platform.sent, 0)
+        items[Opcode.TTY_OP_OSPEED] = platform.bauds.get(attrs[5], _DEFAULT_BAUD)
+        items[Opcode.TTY_OP_ISPEED] = platform.bauds.get(attrs[4], _DEFAULT_BAUD)
         for opcode, index in platform.characters:
             # Python's tcgetattr gives one-byte bytes, but ints for VMIN and
             # VTIME when ICANON is off (which share slots with VEOF and VEOL on
