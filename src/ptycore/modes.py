@@ -302,7 +302,7 @@ def _termios() -> _Termios:
     return _Termios(
         characters=tuple(characters),
         flags=tuple(flags),
-        sent=_OPENSSH_ORDER.translate(None, _OPENSSH_ORDER.translate(None, sent)),
+        sent=_layout(sent)[0],
         csize=termios.CSIZE,
         cs5=termios.CS5,
         cs7=termios.CS7,
@@ -334,7 +334,7 @@ def _modes_error(message: str, offset: int) -> ProtocolError:
     return ProtocolError(message, field="modes", offset=offset)
 
 
-@functools.lru_cache(maxsize=_FIRST_UNDEFINED)
+@functools.lru_cache(maxsize=_FIRST_UNDEFINED)  # room for every count of 0-159 items
 def _pack_arguments(count: int) -> Callable[..., bytes]:
     """Pack ``count`` uint32 arguments as an encoding whose opcode bytes are zero.
 
