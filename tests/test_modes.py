@@ -287,6 +287,45 @@ def test_built_from_a_mapping_or_pairs_in_openssh_order() -> None:
     assert (modes.raw, modes.applicable) == (None, True)
 
 
+def openssh_order(opcode: int) -> tuple[int, int]:
+    """tty_make_modes (ttymodes.c): OSPEED, ISPEED, then ascending."""
+    speeds: list[int] = [Opcode.TTY_OP_OSPEED, Opcode.TTY_OP_ISPEED]
+    return (speeds.index(opcode) if opcode in speeds else 2, opcode)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=1, max_value=159), st.integers(min_value=0, max_value=2**32 - 1)
+        ),
+        max_size=200,
+    )
+)
+def test_pairs_in_any_order_are_built_in_openssh_order(pairs: list[tuple[int, int]]) -> None:
+    expected = sorted(dict(pairs).items(), key=lambda item: openssh_order(item[0]))
+    modes = TerminalModes(pairs)
+    assert list(modes.items()) == expected
+    assert modes.encode() == b"".join(pair(*item) for item in expected) + END
+    assert modes == TerminalModes(expected) == TerminalModes(reversed(expected))
+
+
+class Index:
+    """An opcode that is not an int but converts to one, as NumPy's integers do."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __index__(self) -> int:
+        return self.value
+
+
+def test_an_opcode_given_twice_as_other_objects_keeps_the_last_value() -> None:
+    items: dict[Any, int] = {Opcode.ECHO: 1, Index(2): 5, 2: 6, Index(53): 0}
+    modes = TerminalModes(items)
+    assert list(modes.items()) == [(2, 6), (53, 0)]
+    assert modes.encode() == pair(2, 6) + pair(53, 0) + END
+
+
 @pytest.mark.parametrize(
     "items",
     [{0: 1}, {160: 1}, {"1": 1}, {1: -1}, {1: 2**32}, {1: "3"}, {1: 1.0}, {1: 3, 2: 3, 300: 1}],

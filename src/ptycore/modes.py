@@ -19,13 +19,12 @@ before it reaches :meth:`TerminalModes.decode` (``RequestLimits`` in
 
 from __future__ import annotations
 
-import array
 import enum
 import functools
-import itertools
 import struct
 import sys
 from collections.abc import (
+    Callable,
     ItemsView,
     Iterable,
     Iterator,
@@ -34,7 +33,7 @@ from collections.abc import (
     Sequence,
     ValuesView,
 )
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 from ._errors import ProtocolError
 
@@ -224,16 +223,18 @@ _SPECS_BY_VALUE = {int(opcode): spec for opcode, spec in _SPECS.items()}
 # Plain values for the hot path: attribute access on an enum class is slow.
 _END = int(Opcode.TTY_OP_END)
 _OPENSSH = ModePolicy.OPENSSH
-_SPEEDS_FIRST = (int(Opcode.TTY_OP_OSPEED), int(Opcode.TTY_OP_ISPEED))
-
-#: The array type code of an unsigned 32-bit integer on this platform.
-_UINT32_ARRAY = next(code for code in "IL" if array.array(code).itemsize == 4)
 
 # Every byte that is a defined opcode with an argument, and every byte that may be
 # an opcode with an argument at all: the fast path checks a whole stream's opcodes
 # against these with one ``bytes.translate`` each.
 _KNOWN_OPCODES = bytes(op for op in Opcode if op != Opcode.TTY_OP_END)
 _ARGUMENT_OPCODES = bytes(range(1, _FIRST_UNDEFINED))
+
+# Every opcode with an argument once, in the order of OpenSSH's tty_make_modes
+# (ttymodes.c): TTY_OP_OSPEED, TTY_OP_ISPEED, then ttymodes.h's order, which is
+# ascending; opcodes it does not know follow the same rule.
+_SPEEDS = bytes((Opcode.TTY_OP_OSPEED, Opcode.TTY_OP_ISPEED))
+_OPENSSH_ORDER = _SPEEDS + _ARGUMENT_OPCODES.translate(None, _SPEEDS)
 
 
 # Bits that Python's termios module may not export although the platform has
@@ -252,6 +253,7 @@ class _Termios(NamedTuple):
 
     characters: tuple[tuple[int, int], ...]  # (opcode, index into cc)
     flags: tuple[tuple[int, int, int], ...]  # (opcode, index of the flag field, bit)
+    sent: bytes  # every opcode that from_termios sets, in OpenSSH's order
     csize: int
     cs5: int
     cs7: int
@@ -288,9 +290,19 @@ def _termios() -> _Termios:
         for name in dir(termios)
         if name.startswith("B") and name[1:].isdigit()
     }
+    sent = bytes(
+        (
+            *_SPEEDS,
+            *(op for op, _ in characters),
+            *(op for op, _, _ in flags),
+            Opcode.CS7,
+            Opcode.CS8,
+        )
+    )
     return _Termios(
         characters=tuple(characters),
         flags=tuple(flags),
+        sent=_layout(sent)[0],
         csize=termios.CSIZE,
         cs5=termios.CS5,
         cs7=termios.CS7,
@@ -320,6 +332,43 @@ def _character_text(value: int) -> str:
 
 def _modes_error(message: str, offset: int) -> ProtocolError:
     return ProtocolError(message, field="modes", offset=offset)
+
+
+@functools.lru_cache(maxsize=_FIRST_UNDEFINED)  # room for every count of 0-159 items
+def _pack_arguments(count: int) -> Callable[..., bytes]:
+    """Pack ``count`` uint32 arguments as an encoding whose opcode bytes are zero.
+
+    A pad byte before each argument leaves room for its opcode, and a last one
+    is ``TTY_OP_END``; packing refuses any value that is not a uint32.
+    """
+    return struct.Struct(f">{'xI' * count}x").pack
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(opcodes: bytes) -> tuple[bytes, Callable[..., bytes]]:
+    """Those of ``opcodes`` that are 1-159, each once, in OpenSSH's order, and
+    the packer of as many arguments as ``opcodes`` has.
+
+    Deleting the opcodes not given from ``_OPENSSH_ORDER`` leaves the given ones
+    sorted: a counting sort in two C-level calls. Cached, since a client sends
+    the same opcodes in every pty-req (those of its platform's termios).
+    """
+    ordered = _OPENSSH_ORDER.translate(None, _OPENSSH_ORDER.translate(None, opcodes))
+    return ordered, _pack_arguments(len(opcodes))
+
+
+def _reorder(encoded: bytearray, opcodes: bytes, ordered: bytes) -> bytearray:
+    """``encoded`` (arguments in the order of ``opcodes``) with them in ``ordered``'s.
+
+    ``ordered`` holds each of ``opcodes`` once. Each byte of the arguments moves
+    with one ``bytes.translate``: a table from opcode to that byte of its
+    argument (the last one for an opcode given twice), read in the new order.
+    """
+    result = bytearray(5 * len(ordered) + 1)
+    for position in range(1, 5):
+        table = bytes.maketrans(opcodes, encoded[position::5])
+        result[position::5] = ordered.translate(table)
+    return result
 
 
 def _invalid_item(items: Mapping[Any, Any]) -> ValueError:
@@ -353,7 +402,7 @@ class TerminalModes(Mapping[int, int]):
 
     _items: dict[int, int] | None
     _raw: bytes | None
-    _encoded: bytes | None
+    _encoded: bytes
     _applicable: bool
     _hash: int | None
 
@@ -361,26 +410,25 @@ class TerminalModes(Mapping[int, int]):
         self,
         items: Mapping[int, int] | Mapping[Opcode, int] | Iterable[tuple[int, int]] = (),
     ) -> None:
-        given: dict[Any, Any] = dict(items)  # a repeated opcode: the last value
-        # Fast path: two C-level conversions check every item at once. bytes()
-        # refuses opcodes outside 0-255 and array refuses values outside uint32;
-        # translate() then finds any opcode that is not 1-159.
+        # A repeated opcode: the last value. A dict is only read, never kept.
+        given: dict[Any, Any] = items if type(items) is dict else dict(items)
+        # Everything is done by a few C-level calls, never per item: bytes()
+        # refuses opcodes outside 0-255, packing refuses values outside uint32,
+        # and putting the opcodes in OpenSSH's order drops any that is not 1-159.
         try:
             opcodes = bytes(given)
-            values = array.array(_UINT32_ARRAY, given.values())
-        except (TypeError, ValueError, OverflowError):
-            opcodes = _ARGUMENT_OPCODES[:0]
-            values = array.array(_UINT32_ARRAY)
-        if len(opcodes) != len(given) or opcodes.translate(None, _ARGUMENT_OPCODES):
-            raise _invalid_item(given)
-        checked = dict(zip(opcodes, values, strict=True))
-        # tty_make_modes: OSPEED, ISPEED, then ttymodes.h's order, which is
-        # ascending; opcodes it does not know follow the same rule.
-        ordered = {op: checked.pop(op) for op in _SPEEDS_FIRST if op in checked}
-        ordered.update(sorted(checked.items()))
-        self._items = ordered
+            ordered, pack = _layout(opcodes)
+            encoded = bytearray(pack(*given.values()))
+        except (TypeError, ValueError, OverflowError, struct.error):
+            raise _invalid_item(given) from None
+        if ordered != opcodes:
+            if opcodes.translate(None, _ARGUMENT_OPCODES):
+                raise _invalid_item(given)
+            encoded = _reorder(encoded, opcodes, ordered)
+        encoded[0:-1:5] = ordered
+        self._items = None
         self._raw = None
-        self._encoded = None
+        self._encoded = bytes(encoded)
         self._applicable = True
         self._hash = None
 
@@ -480,10 +528,6 @@ class TerminalModes(Mapping[int, int]):
         A decoded value gives back :attr:`raw`; any other is written in OpenSSH's
         order (``tty_make_modes``: OSPEED, ISPEED, characters, flags, END).
         """
-        if self._encoded is None:
-            items = self._mapping()
-            flat = itertools.chain.from_iterable(items.items())
-            self._encoded = struct.pack(f">{'BI' * len(items)}B", *flat, _END)
         return self._encoded
 
     @property
@@ -515,10 +559,10 @@ class TerminalModes(Mapping[int, int]):
         platform = _termios()
         fields = attrs[:4]
         cc = attrs[6]
-        items: dict[int, int] = {
-            Opcode.TTY_OP_OSPEED: platform.bauds.get(attrs[5], _DEFAULT_BAUD),
-            Opcode.TTY_OP_ISPEED: platform.bauds.get(attrs[4], _DEFAULT_BAUD),
-        }
+        # The keys in OpenSSH's order first, so that the constructor finds them sorted.
+        items = dict.fromkeys(platform.sent, 0)
+        items[Opcode.TTY_OP_OSPEED] = platform.bauds.get(attrs[5], _DEFAULT_BAUD)
+        items[Opcode.TTY_OP_ISPEED] = platform.bauds.get(attrs[4], _DEFAULT_BAUD)
         for opcode, index in platform.characters:
             # Python's tcgetattr gives one-byte bytes, but ints for VMIN and
             # VTIME when ICANON is off (which share slots with VEOF and VEOL on
@@ -625,10 +669,9 @@ class TerminalModes(Mapping[int, int]):
     def _mapping(self) -> dict[int, int]:
         items = self._items
         if items is None:
-            # Only the fast path leaves this unset, after checking that raw is
-            # whole opcode/argument pairs followed by TTY_OP_END.
-            raw = cast(bytes, self._raw)
-            items = self._items = dict(_BYTE_UINT32.iter_unpack(raw[:-1]))
+            # Only __init__ and the decoder's fast path leave this unset, with an
+            # encoding of whole opcode/argument pairs followed by TTY_OP_END.
+            items = self._items = dict(_BYTE_UINT32.iter_unpack(self._encoded[:-1]))
         return items
 
     def __getitem__(self, opcode: int) -> int:
@@ -656,7 +699,8 @@ class TerminalModes(Mapping[int, int]):
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, TerminalModes):
-            if self._raw is not None and self._raw == other._raw:
+            # Equal encodings hold equal items, whether decoded or built.
+            if self._encoded == other._encoded:
                 return True
             return self._mapping() == other._mapping()
         if isinstance(other, Mapping):
