@@ -58,10 +58,15 @@ def server_session(conn: Connection, channel_id: int) -> ServerSession:
 
 
 def opened_server(
-    window: int = WINDOW, packet: int = 32768, max_buffered_bytes: int = WINDOW
+    window: int = WINDOW,
+    packet: int = 32768,
+    max_buffered_bytes: int = WINDOW,
+    *,
+    auto_consume: bool = True,
 ) -> Connection:
     """A server with channel 0 open (peer channel 7) and a shell running."""
-    conn = Connection(Role.SERVER, ConnectionConfig(max_buffered_bytes=max_buffered_bytes))
+    config = ConnectionConfig(max_buffered_bytes=max_buffered_bytes, auto_consume=auto_consume)
+    conn = Connection(Role.SERVER, config)
     assert conn.receive_payload(channel_open(7, window, packet)) == [ChannelOpened(channel_id=0)]
     # OPEN_CONFIRMATION: recipient 7, sender 0, window 0 until the program starts.
     assert conn.payloads_to_send() == [b"\x5b" + u32(7) + u32(0) + u32(0) + u32(32768)]
@@ -144,13 +149,7 @@ def test_payloads_received_together_join_their_data_per_channel_and_type() -> No
 
 
 def test_a_run_of_data_is_held_to_the_window_packet_by_packet() -> None:
-    conn = Connection(Role.SERVER, ConnectionConfig(auto_consume=False))
-    conn.receive_payload(channel_open())
-    (event,) = conn.receive_payload(channel_request(0, "shell", True))
-    assert isinstance(event, SessionEvent)
-    assert isinstance(event.event, RequestReceived)
-    server_session(conn, 0).accept(event.event.handle)
-    conn.payloads_to_send()
+    conn = opened_server(auto_consume=False)
     packets = [data_msg(0, b"a" * 32768)] * (WINDOW // 32768)
     assert conn.receive_payloads(packets) == [
         ChannelDataReceived(channel_id=0, data=b"a" * WINDOW)
@@ -451,13 +450,7 @@ def test_manual_consumption_paces_the_peer() -> None:
 def test_consumed_data_goes_back_in_half_windows() -> None:
     """One WINDOW_ADJUST per half window however the peer's data is consumed, not one
     per few packets: each is a packet and a wake-up on both sides."""
-    conn = Connection(Role.SERVER, ConnectionConfig(auto_consume=False))
-    conn.receive_payload(channel_open())
-    (event,) = conn.receive_payload(channel_request(0, "shell", True))
-    assert isinstance(event, SessionEvent)
-    assert isinstance(event.event, RequestReceived)
-    server_session(conn, 0).accept(event.event.handle)
-    conn.payloads_to_send()
+    conn = opened_server(auto_consume=False)
     due = []
     for _ in range(2 * WINDOW // 32768):  # two windows, consumed packet by packet
         conn.receive_payload(data_msg(0, b"a" * 32768))
