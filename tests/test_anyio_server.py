@@ -10,6 +10,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -27,7 +28,8 @@ import pytest
 
 from loopback import asyncssh_resize
 from ptycore.auth import AuthConfig
-from ptycore.connection import ConnectionConfig
+from ptycore.client import ClientConfig, ClientConnection
+from ptycore.connection import ChannelClosed, ChannelDataReceived, ChannelOpened, ConnectionConfig
 from ptycore.server import ServerConfig
 from ptycore.session import SessionPolicy
 from ptycore.transport import HostKey
@@ -43,6 +45,7 @@ from ptycore_anyio import (
     info,
     serve,
 )
+from ptycore_anyio._server import drop_sent
 from ptycore_common.info import NO_TERMINAL
 
 pytestmark = [pytest.mark.anyio, pytest.mark.network]
@@ -613,6 +616,77 @@ async def test_a_client_that_sends_everything_before_reading_gets_it_all_back(
     async with running(echo, keys, config=config) as server:
         echoed = await in_asyncio(client)
     assert hashlib.sha256(echoed).digest() == hashlib.sha256(data).digest()
+
+
+async def test_a_client_that_stops_reading_its_socket_gets_every_byte_later(
+    keys: Keys, tmp_path: Path
+) -> None:
+    """ptycore's own client gives a 16 MiB window, more than a socket buffer holds
+    (4 MiB at most on Linux), and reads nothing from its socket for a second: the
+    server's sends fill its socket buffer, stop part-way through the packets and
+    wait for room; then every byte arrives, in order."""
+    size = 12 * 1024 * 1024
+    user = HostKey.generate()
+    authorized = tmp_path / "authorized_keys"
+    authorized.write_text(user.openssh_public() + "\n")
+
+    async def flood(session: Session) -> None:
+        chunk = bytes(range(256)) * 1024
+        for _ in range(size // len(chunk)):
+            await session.write(chunk)
+        await session.exit(0)
+
+    def client() -> bytes:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(WAIT)
+        sock.connect(("127.0.0.1", server.port))
+        config = ClientConfig(connection=ConnectionConfig(window_size=16 * 1024 * 1024))
+        conn = ClientConnection(
+            config,
+            "tester",
+            verify_host_key=lambda _, blob: blob == server.host_key.public_blob,
+            keys=[user],
+        )
+        received: list[bytes] = []
+        events: list[object] = []
+
+        def pump(done: Callable[[], bool]) -> None:
+            while not done():
+                sock.sendall(conn.data_to_send())
+                data = sock.recv(1 << 20)
+                assert data, "the server hung up"
+                for event in conn.receive_data(data):
+                    events.append(event)
+                    if isinstance(event, ChannelDataReceived):
+                        received.append(event.data)
+            sock.sendall(conn.data_to_send())
+
+        with sock:
+            pump(lambda: conn.authenticated)
+            channel = conn.open_session()
+            pump(lambda: ChannelOpened(channel_id=channel) in events)
+            conn.session(channel).request_exec("flood")
+            pump(lambda: bool(received))
+            time.sleep(1)  # the server's socket buffer fills up meanwhile
+            pump(lambda: ChannelClosed(channel_id=channel) in events)
+        return b"".join(received)
+
+    async with running(flood, replace(keys, authorized_keys=authorized)) as server:
+        output = await anyio.to_thread.run_sync(client)
+    assert len(output) == size
+    assert output == (bytes(range(256)) * 1024) * (size // (256 * 1024))
+
+
+@pytest.mark.parametrize(
+    ("sent", "left"),
+    [(0, [b"abc", b"de", b"f"]), (2, [b"c", b"de", b"f"]), (3, [b"de", b"f"]), (4, [b"e", b"f"]),
+     (5, [b"f"]), (6, [])],
+)  # fmt: skip
+def test_a_partial_send_leaves_the_rest_in_order(sent: int, left: list[bytes]) -> None:
+    views = [memoryview(b"abc"), memoryview(b"de"), memoryview(b"f")]
+    drop_sent(views, sent)
+    assert [bytes(view) for view in views] == left
 
 
 async def test_a_slow_application_blocks_a_fast_asyncssh_clients_writes(keys: Keys) -> None:

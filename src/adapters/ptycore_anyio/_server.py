@@ -434,13 +434,7 @@ class _Connection:
                 except (BlockingIOError, InterruptedError):
                     await anyio.wait_writable(sock)
                     continue
-                done = 0
-                while done < len(views) and sent >= len(views[done]):
-                    sent -= len(views[done])
-                    done += 1
-                del views[:done]
-                if sent:
-                    views[0] = views[0][sent:]
+                drop_sent(views, sent)
         except _BACKEND_ERRORS:
             self._lose()
 
@@ -462,6 +456,18 @@ class _Connection:
         if scope is not None:
             deadline = self.core.get_timer()
             scope.deadline = math.inf if deadline is None else deadline
+
+
+def drop_sent(views: list[memoryview], sent: int) -> None:
+    """Remove the first ``sent`` bytes from ``views``: the buffers a send took whole,
+    then the start of the one it stopped in."""
+    done = 0
+    while done < len(views) and sent >= len(views[done]):
+        sent -= len(views[done])
+        done += 1
+    del views[:done]
+    if sent:
+        views[0] = views[0][sent:]
 
 
 def _address(address: Any) -> str:
