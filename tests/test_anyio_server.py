@@ -504,6 +504,49 @@ async def test_ptycore_serve_adapter_anyio(keys: Keys, tmp_path: Path, anyio_bac
     assert log.endswith(b"ptycore serve: stopped\n"), log
 
 
+async def test_running_out_of_file_descriptors_does_not_stop_the_server(
+    keys: Keys, tmp_path: Path, anyio_backend: str
+) -> None:
+    """``ptycore serve`` with 16 file descriptors (it uses about 10) and 12 idle
+    connections, fewer than MaxStartups ever drops: accept fails with EMFILE, the
+    server says so, and serves again once they are closed."""
+    env = dict(os.environ, HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"))
+    command = [
+        "prlimit",
+        "--nofile=16",
+        sys.executable,
+        "-m",
+        "ptycore_cli",
+        "serve",
+        *("--adapter", "anyio", "--backend", anyio_backend, "--port", "0", "--app", "info"),
+        *("--authorized-keys", str(keys.authorized_keys)),
+    ]
+    with anyio.fail_after(WAIT):
+        async with await anyio.open_process(command, env=env) as process:
+            assert process.stderr is not None
+            log = b""
+            while b"ptycore serve: listening on" not in log:
+                log += await process.stderr.receive()
+            found = re.search(rb"listening on 127\.0\.0\.1:(\d+)", log)
+            assert found is not None, log
+            port = int(found[1])
+            idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(12)]
+            while b"cannot accept a connection" not in log:
+                log += await process.stderr.receive()
+            for sock in idle:
+                sock.close()
+            server = Running(
+                port=port, bound=[], host_key=HostKey.generate(), keys=keys, stop=print
+            )
+            done = await ssh(server, command="anything")
+            process.terminate()
+            async for chunk in process.stderr:
+                log += chunk
+            assert await process.wait() == 0
+    assert done.returncode == 0, log
+    assert done.stdout.startswith(NO_TERMINAL.encode()), done.stdout
+
+
 async def test_many_concurrent_sessions_and_killed_clients(keys: Keys) -> None:
     """100 clients at once: 70 AsyncSSH sessions with PTYs and 25 OpenSSH sessions
     move data both ways with matching checksums, and 5 OpenSSH clients killed in

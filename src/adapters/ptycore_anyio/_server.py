@@ -17,6 +17,7 @@ the connection closed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import math
 import secrets
@@ -67,6 +68,12 @@ TCP_QUICKACK: Final[int | None] = getattr(socket, "TCP_QUICKACK", None)
 
 IOV_MAX: Final = 1024
 """Buffers one sendmsg takes at most: Linux's UIO_MAXIOV (POSIX's IOV_MAX)."""
+
+_OUT_OF_RESOURCES: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+"""accept(2) errors that pass once some connection has ended."""
+
+ACCEPT_RETRY_DELAY: Final = 0.1
+"""Seconds between accept attempts while the process is out of resources."""
 
 MAX_STARTUPS_MESSAGE: Final = b"Exceeded MaxStartups\r\n"
 """What sshd writes to a connection it drops for MaxStartups (``sshd.c``
@@ -158,6 +165,15 @@ class _Server:
                 sock, address = listener.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                 continue  # taken by another process, or gone before we got to it
+            except OSError as error:
+                if error.errno not in _OUT_OF_RESOURCES:
+                    raise
+                # Out of file descriptors or memory: the connection waits in the
+                # backlog; try again shortly instead of stopping the server (as
+                # trio's serve_listeners does).
+                logger.warning("cannot accept a connection: %s", error.strerror)
+                await anyio.sleep(ACCEPT_RETRY_DELAY)
+                continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             tasks.start_soon(self.handle, sock, _address(address))
