@@ -665,9 +665,9 @@ async def test_a_client_that_stops_reading_its_socket_gets_every_byte_later(
     keys: Keys, tmp_path: Path
 ) -> None:
     """ptycore's own client gives a 16 MiB window, more than a socket buffer holds
-    (4 MiB at most on Linux), and reads nothing from its socket for a second: the
-    server's sends fill its socket buffer, stop part-way through the packets and
-    wait for room; then every byte arrives, in order."""
+    (4 MiB at most on Linux), and stops reading its socket until the server's send
+    queue is full and stays so: the server's sends stop part-way through the
+    packets and wait for room; then every byte arrives, in order."""
     size = 12 * 1024 * 1024
     user = HostKey.generate()
     authorized = tmp_path / "authorized_keys"
@@ -711,7 +711,7 @@ async def test_a_client_that_stops_reading_its_socket_gets_every_byte_later(
             pump(lambda: ChannelOpened(channel_id=channel) in events)
             conn.session(channel).request_exec("flood")
             pump(lambda: bool(received))
-            time.sleep(1)  # the server's socket buffer fills up meanwhile
+            wait_until_full(server.port, sock.getsockname()[1])
             pump(lambda: ChannelClosed(channel_id=channel) in events)
         return b"".join(received)
 
@@ -719,6 +719,28 @@ async def test_a_client_that_stops_reading_its_socket_gets_every_byte_later(
         output = await anyio.to_thread.run_sync(client)
     assert len(output) == size
     assert output == (bytes(range(256)) * 1024) * (size // (256 * 1024))
+
+
+def send_queue(local_port: int, remote_port: int) -> int | None:
+    """Bytes in the send queue of the loopback TCP socket ``local_port`` ->
+    ``remote_port`` (Linux's /proc/net/tcp ``tx_queue``), or None if there is none."""
+    ends = (f"0100007F:{local_port:04X}", f"0100007F:{remote_port:04X}")
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if (fields[1], fields[2]) == ends:
+            return int(fields[4].split(":")[0], 16)
+    return None
+
+
+def wait_until_full(server_port: int, client_port: int) -> None:
+    """Wait until the server's send queue to the client holds data and stops growing:
+    its socket buffer is full, and its sends are waiting for room."""
+    deadline = time.monotonic() + WAIT
+    seen: list[int | None] = []
+    while len(seen) < 5 or len(set(seen[-5:])) > 1 or not seen[-1]:
+        assert time.monotonic() < deadline, f"the send queue never filled: {seen[-5:]}"
+        seen.append(send_queue(server_port, client_port))
+        time.sleep(0.02)
 
 
 @pytest.mark.parametrize(
