@@ -469,39 +469,72 @@ async def test_sessions_leave_no_child_or_file_descriptor_behind(keys: Keys) -> 
     assert children == []
 
 
-async def test_ptycore_serve_adapter_anyio(keys: Keys, tmp_path: Path, anyio_backend: str) -> None:
-    """The console command, on the backend under test, until SIGTERM."""
+class ServeProcess:
+    """``ptycore serve --adapter anyio`` in a child process, its standard error kept."""
+
+    def __init__(self, process: anyio.abc.Process, keys: Keys) -> None:
+        self.process = process
+        self.keys = keys
+        self.log = b""
+
+    async def read_until(self, marker: bytes) -> None:
+        """Read its log until ``marker`` appears."""
+        assert self.process.stderr is not None
+        while marker not in self.log:
+            self.log += await self.process.stderr.receive()
+
+    def server(self) -> Running:
+        """Where it listens, read off its start line."""
+        found = re.search(rb"listening on 127\.0\.0\.1:(\d+)", self.log)
+        assert found is not None, self.log
+        return Running(
+            port=int(found[1]), bound=[], host_key=HostKey.generate(), keys=self.keys, stop=print
+        )
+
+    async def stop(self) -> int:
+        """SIGTERM, the rest of its log, and its exit status."""
+        assert self.process.stderr is not None
+        self.process.terminate()
+        async for chunk in self.process.stderr:
+            self.log += chunk
+        return await self.process.wait()
+
+
+@asynccontextmanager
+async def serve_process(
+    keys: Keys, tmp_path: Path, backend: str, *, prefix: tuple[str, ...] = ()
+) -> AsyncIterator[ServeProcess]:
+    """The console command with the ``info`` application and a fresh home, listening."""
     env = dict(os.environ, HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"))
     command = [
+        *prefix,
         sys.executable,
         "-m",
         "ptycore_cli",
         "serve",
-        *("--adapter", "anyio", "--backend", anyio_backend, "--port", "0", "--app", "info"),
+        *("--adapter", "anyio", "--backend", backend, "--port", "0", "--app", "info"),
         *("--authorized-keys", str(keys.authorized_keys)),
     ]
     with anyio.fail_after(WAIT):
         async with await anyio.open_process(command, env=env) as process:
-            assert process.stderr is not None
-            log = b""
-            while b"ptycore serve: listening on" not in log:
-                log += await process.stderr.receive()
-            found = re.search(rb"listening on 127\.0\.0\.1:(\d+) .*anyio on (\w+)", log)
-            assert found is not None, log
-            server = Running(
-                port=int(found[1]), bound=[], host_key=HostKey.generate(), keys=keys, stop=print
-            )
-            done = await ssh(server, "-tt", command="anything")
-            process.terminate()
-            async for chunk in process.stderr:
-                log += chunk
-            status = await process.wait()
-    assert found[2].decode() == anyio_backend
-    assert done.returncode == 0, log
+            child = ServeProcess(process, keys)
+            await child.read_until(b"ptycore serve: listening on")
+            yield child
+
+
+async def test_ptycore_serve_adapter_anyio(keys: Keys, tmp_path: Path, anyio_backend: str) -> None:
+    """The console command, on the backend under test, until SIGTERM."""
+    async with serve_process(keys, tmp_path, anyio_backend) as child:
+        found = re.search(rb"listening on 127\.0\.0\.1:\d+ .*anyio on (\w+)", child.log)
+        assert found is not None, child.log
+        done = await ssh(child.server(), "-tt", command="anything")
+        status = await child.stop()
+    assert found[1].decode() == anyio_backend
+    assert done.returncode == 0, child.log
     assert b"Your terminal name is 'xterm-256color'." in done.stdout
     assert (tmp_path / "state" / "ptycore" / "ssh_host_ed25519_key").exists()
     assert status == 0
-    assert log.endswith(b"ptycore serve: stopped\n"), log
+    assert child.log.endswith(b"ptycore serve: stopped\n"), child.log
 
 
 async def test_running_out_of_file_descriptors_does_not_stop_the_server(
@@ -510,40 +543,17 @@ async def test_running_out_of_file_descriptors_does_not_stop_the_server(
     """``ptycore serve`` with 16 file descriptors (it uses about 10) and 12 idle
     connections, fewer than MaxStartups ever drops: accept fails with EMFILE, the
     server says so, and serves again once they are closed."""
-    env = dict(os.environ, HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"))
-    command = [
-        "prlimit",
-        "--nofile=16",
-        sys.executable,
-        "-m",
-        "ptycore_cli",
-        "serve",
-        *("--adapter", "anyio", "--backend", anyio_backend, "--port", "0", "--app", "info"),
-        *("--authorized-keys", str(keys.authorized_keys)),
-    ]
-    with anyio.fail_after(WAIT):
-        async with await anyio.open_process(command, env=env) as process:
-            assert process.stderr is not None
-            log = b""
-            while b"ptycore serve: listening on" not in log:
-                log += await process.stderr.receive()
-            found = re.search(rb"listening on 127\.0\.0\.1:(\d+)", log)
-            assert found is not None, log
-            port = int(found[1])
-            idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(12)]
-            while b"cannot accept a connection" not in log:
-                log += await process.stderr.receive()
-            for sock in idle:
-                sock.close()
-            server = Running(
-                port=port, bound=[], host_key=HostKey.generate(), keys=keys, stop=print
-            )
-            done = await ssh(server, command="anything")
-            process.terminate()
-            async for chunk in process.stderr:
-                log += chunk
-            assert await process.wait() == 0
-    assert done.returncode == 0, log
+    async with serve_process(
+        keys, tmp_path, anyio_backend, prefix=("prlimit", "--nofile=16")
+    ) as child:
+        server = child.server()
+        idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(12)]
+        await child.read_until(b"cannot accept a connection")
+        for sock in idle:
+            sock.close()
+        done = await ssh(server, command="anything")
+        assert await child.stop() == 0
+    assert done.returncode == 0, child.log
     assert done.stdout.startswith(NO_TERMINAL.encode()), done.stdout
 
 
