@@ -11,7 +11,7 @@ import base64
 import binascii
 import hmac
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
@@ -23,7 +23,6 @@ __all__ = [
     "AuthorizedKey",
     "CredentialsFileError",
     "FileProblem",
-    "authorized_key_problem",
     "option_names",
     "parse_authorized_key",
     "password_matches",
@@ -62,6 +61,8 @@ class AuthorizedKey:
     key_type: str
     blob: bytes
     options: tuple[str, ...] = ()
+    line: int = 0
+    """Its line in the file (from 1), once read from one."""
 
     def unenforced_options(self) -> list[str]:
         """The options ptycore cannot honour. A key that has any is skipped: let in
@@ -171,14 +172,6 @@ def parse_authorized_key(line: bytes) -> AuthorizedKey | None:
     return AuthorizedKey(key_type=key.key_type, blob=key.blob, options=option_names(field))
 
 
-def authorized_key_problem(key: AuthorizedKey) -> str | None:
-    """Why a parsed key is skipped, or ``None`` when it may log in."""
-    unenforced = key.unenforced_options()
-    if not unenforced:
-        return None
-    return f"{key.key_type} key skipped: ptycore does not enforce {', '.join(unenforced)}"
-
-
 def read_authorized_keys(path: Path) -> tuple[list[AuthorizedKey], list[FileProblem]]:
     """The public keys in an OpenSSH ``authorized_keys`` file, and the lines skipped.
 
@@ -197,11 +190,12 @@ def read_authorized_keys(path: Path) -> tuple[list[AuthorizedKey], list[FileProb
         if key is None:
             problems.append(FileProblem(line=number, reason="not a public key"))
             continue
-        problem = authorized_key_problem(key)
-        if problem is not None:
-            problems.append(FileProblem(line=number, reason=problem))
+        unenforced = key.unenforced_options()
+        if unenforced:
+            reason = f"{key.key_type} key skipped: ptycore does not enforce {', '.join(unenforced)}"
+            problems.append(FileProblem(line=number, reason=reason))
             continue
-        found.append(key)
+        found.append(replace(key, line=number))
     return found, problems
 
 

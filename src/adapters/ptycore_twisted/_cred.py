@@ -28,10 +28,8 @@ from zope.interface import implementer
 from ptycore_common.credentials import (
     CredentialsFileError,
     FileProblem,
-    authorized_key_problem,
-    parse_authorized_key,
     password_matches,
-    read_lines,
+    read_authorized_keys,
     read_password_file,
 )
 
@@ -56,32 +54,18 @@ _log = Logger(namespace="ptycore")
 
 def conch_keys(path: Path) -> tuple[list[keys.Key], list[FileProblem]]:
     """The keys of an OpenSSH ``authorized_keys`` file as Conch keys, and the lines
-    skipped (parsed by :func:`ptycore_common.credentials.parse_authorized_key`).
-
-    Keys with options ptycore does not enforce are skipped
-    (:func:`ptycore_common.credentials.authorized_key_problem`). Empty lines and ``#``
-    comments are skipped; so are key types Conch cannot verify (``sk-*``).
-    """
+    skipped, in file order: those :func:`ptycore_common.credentials.read_authorized_keys`
+    skips, and the key types Conch cannot verify (``sk-*``)."""
+    entries, problems = read_authorized_keys(path)
     found: list[keys.Key] = []
-    problems: list[FileProblem] = []
-    for number, raw in enumerate(read_lines(path, "authorized keys file"), start=1):
-        line = raw.strip()
-        if not line or line.startswith(b"#"):
-            continue
-        entry = parse_authorized_key(line)
-        if entry is None:
-            problems.append(FileProblem(line=number, reason="not a public key"))
-            continue
-        problem = authorized_key_problem(entry)
-        if problem is not None:
-            problems.append(FileProblem(line=number, reason=problem))
-            continue
+    for entry in entries:
         try:
             key: keys.Key = keys.Key.fromString(entry.blob, type="blob")
         except (keys.BadKeyError, ValueError) as problem:
-            problems.append(FileProblem(line=number, reason=f"{entry.key_type}: {problem}"))
+            problems.append(FileProblem(line=entry.line, reason=f"{entry.key_type}: {problem}"))
             continue
         found.append(key)
+    problems.sort(key=lambda problem: problem.line)
     return found, problems
 
 
