@@ -192,7 +192,8 @@ def read_authorized_keys(path: Path) -> tuple[list[AuthorizedKey], list[FileProb
             continue
         unenforced = key.unenforced_options()
         if unenforced:
-            reason = f"{key.key_type} key skipped: ptycore does not enforce {', '.join(unenforced)}"
+            names = ", ".join(unenforced)
+            reason = f"{key.key_type} key skipped: ptycore does not enforce {names}"
             problems.append(FileProblem(line=number, reason=reason))
             continue
         found.append(replace(key, line=number))
