@@ -43,6 +43,7 @@ from ptycore.connection import (
 )
 from ptycore.server import ConnectionClosed, Event, ServerConfig, ServerConnection
 from ptycore.transport import HostKey
+from ptycore_common.tcp import acknowledge_short_read
 
 from ._channels import Application, SessionRouter
 
@@ -60,11 +61,7 @@ SMALL_READ_SIZE: Final = 64 * 1024
 allocates what it is asked for, and above glibc's mmap threshold (128 KiB) that is
 an mmap, a page fault and a munmap per read, about 13 us, ten times a small read.
 Handshakes and interactive sessions read little at a time; a read that fills this
-size switches back to :data:`READ_SIZE`, and needs no quick ACK: it comes from a
-stream of full segments, which Nagle's algorithm does not hold back."""
-
-TCP_QUICKACK: Final[int | None] = getattr(socket, "TCP_QUICKACK", None)
-"""Linux's tcp(7) option to acknowledge at once; elsewhere ACKs are left to the kernel."""
+size switches back to :data:`READ_SIZE`."""
 
 IOV_MAX: Final = 1024
 """Buffers one sendmsg takes at most: Linux's UIO_MAXIOV (POSIX's IOV_MAX)."""
@@ -417,14 +414,7 @@ class _Connection:
                 with contextlib.suppress(BlockingIOError, InterruptedError):
                     data = sock.recv(self._read_size)
             self._read_size = READ_SIZE if len(data) >= SMALL_READ_SIZE else SMALL_READ_SIZE
-            if TCP_QUICKACK is not None and len(data) < SMALL_READ_SIZE:
-                # The OpenSSH client keeps Nagle's algorithm on (TCP_NODELAY only for
-                # interactive sessions, ssh.c ssh_session2_setup), so during key exchange
-                # and authentication its next small packet waits for our ACK of the last
-                # one, which Linux delays by up to 40 ms when we have nothing to send back
-                # (our KEXINIT went out first). Acknowledge at once instead (tcp(7)
-                # TCP_QUICKACK is not permanent: set again after every read).
-                sock.setsockopt(socket.IPPROTO_TCP, TCP_QUICKACK, 1)
+            acknowledge_short_read(sock, len(data))
         except _BACKEND_ERRORS:
             data = b""
         if not data:

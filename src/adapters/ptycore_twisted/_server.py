@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from twisted.conch.avatar import ConchUser
 from twisted.conch.error import ConchError
@@ -22,6 +20,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ptycore.session import SessionPolicy
+from ptycore_common.tcp import acknowledge_short_read
 
 from ._channel import SessionChannel, SessionProtocol
 from ._cred import make_portal
@@ -108,13 +107,6 @@ class SessionRealm:
         return IConchUser, avatar, avatar.logout
 
 
-TCP_QUICKACK: Final[int | None] = getattr(socket, "TCP_QUICKACK", None)
-"""Linux's tcp(7) option to acknowledge at once; elsewhere ACKs are left to the kernel."""
-
-QUICKACK_BELOW: Final = 64 * 1024
-"""Reads at least this long come from a stream of full segments: no quick ACK."""
-
-
 class _LoggingTransport(SSHServerTransport):
     """Conch's server transport with modern algorithms only, and one log line when a
     connection ends.
@@ -134,20 +126,11 @@ class _LoggingTransport(SSHServerTransport):
     supportedMACs = [b"hmac-sha2-512", b"hmac-sha2-256"]  # noqa: RUF012
 
     def dataReceived(self, data: bytes) -> None:
-        """Acknowledge short reads at once, then let Conch read them.
-
-        The OpenSSH client keeps Nagle's algorithm on until an interactive session
-        starts (``ssh.c`` ``ssh_session2_setup``): during key exchange and login its
-        next small packet waits for our ACK of the last one, which Linux delays by up
-        to 40 ms when we have nothing to send back. tcp(7) ``TCP_QUICKACK`` is not
-        permanent, so it is set after every short read; long reads come from a
-        stream of full segments, which Nagle does not hold back.
-        """
-        if TCP_QUICKACK is not None and len(data) < QUICKACK_BELOW:
-            handle = getattr(self.transport, "getHandle", None)
-            if handle is not None:
-                with contextlib.suppress(OSError):
-                    handle().setsockopt(socket.IPPROTO_TCP, TCP_QUICKACK, 1)
+        """Acknowledge a short read at once (:mod:`ptycore_common.tcp`), then let
+        Conch read it."""
+        handle = getattr(self.transport, "getHandle", None)
+        if handle is not None:
+            acknowledge_short_read(handle(), len(data))
         super().dataReceived(data)  # type: ignore[no-untyped-call]
 
     def connectionLost(self, reason: Failure | None = None) -> None:
