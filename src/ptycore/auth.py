@@ -59,6 +59,7 @@ __all__ = [
     "CertificateAuthenticator",
     "Challenge",
     "ClientAuth",
+    "PasswordPrompt",
     "Prompt",
     "ServerAuth",
     "SignatureVerifier",
@@ -201,7 +202,30 @@ class CertificateAuthenticator(Authenticator, Protocol):
         ...
 
 
-class SimpleAuthenticator:
+class _ChecksPasswords(Protocol):
+    def check_password(self, username: str, password: str) -> AuthResult: ...
+
+
+class PasswordPrompt:
+    """Keyboard-interactive as OpenSSH does it with ``KbdInteractiveAuthentication``
+    and no PAM: one ``Password:`` prompt, not echoed, whose answer goes to the
+    authenticator's own ``check_password``. A mixin for :class:`Authenticator`
+    classes that check passwords."""
+
+    __slots__ = ()
+
+    def start_keyboard_interactive(self, username: str, submethods: str) -> Challenge | AuthResult:
+        """Ask for the password."""
+        return Challenge(prompts=(Prompt(text="Password: ", echo=False),))
+
+    def answer_keyboard_interactive(
+        self: _ChecksPasswords, username: str, responses: tuple[str, ...]
+    ) -> Challenge | AuthResult:
+        """The one answer must be the password."""
+        return len(responses) == 1 and self.check_password(username, responses[0]) is True
+
+
+class SimpleAuthenticator(PasswordPrompt):
     """An :class:`Authenticator` over a table of passwords and of authorized keys.
 
     ``authorized_keys`` maps a user to the public key blobs (the base64-decoded
@@ -256,14 +280,6 @@ class SimpleAuthenticator:
             (expected if expected is not None else "\0").encode("utf-8", "surrogateescape"),
         )
         return ok and expected is not None
-
-    def start_keyboard_interactive(self, username: str, submethods: str) -> Challenge | AuthResult:
-        return Challenge(prompts=(Prompt(text="Password: ", echo=False),))
-
-    def answer_keyboard_interactive(
-        self, username: str, responses: tuple[str, ...]
-    ) -> Challenge | AuthResult:
-        return len(responses) == 1 and self.check_password(username, responses[0]) is True
 
 
 SignatureVerifier: TypeAlias = Callable[[str, bytes, bytes, bytes], bool]

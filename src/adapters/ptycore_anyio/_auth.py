@@ -14,7 +14,7 @@ import logging
 from collections.abc import Collection
 from pathlib import Path
 
-from ptycore.auth import AuthResult, Challenge, Prompt
+from ptycore.auth import AuthResult, PasswordPrompt
 from ptycore_common.credentials import (
     CredentialsFileError,
     password_matches,
@@ -27,7 +27,7 @@ __all__ = ["FileAuthenticator"]
 logger = logging.getLogger("ptycore.anyio")
 
 
-class FileAuthenticator:
+class FileAuthenticator(PasswordPrompt):
     """Public keys from an ``authorized_keys`` file, passwords from a password file.
 
     Raises :class:`~ptycore_common.credentials.CredentialsFileError` when neither
@@ -90,13 +90,3 @@ class FileAuthenticator:
         if stored is None:
             return False
         return password_matches(password.encode("utf-8", "surrogateescape"), stored)
-
-    def start_keyboard_interactive(self, username: str, submethods: str) -> Challenge | AuthResult:
-        """Ask for the password, as sshd does with ``KbdInteractiveAuthentication`` and no PAM."""
-        return Challenge(prompts=(Prompt(text="Password: ", echo=False),))
-
-    def answer_keyboard_interactive(
-        self, username: str, responses: tuple[str, ...]
-    ) -> Challenge | AuthResult:
-        """The one answer must be the password."""
-        return len(responses) == 1 and self.check_password(username, responses[0]) is True
