@@ -17,6 +17,7 @@ from .auth import (
     Certificate,
     CertificateAuthenticator,
     Challenge,
+    PasswordPrompt,
     Prompt,
     SimpleAuthenticator,
 )
@@ -157,6 +158,7 @@ __all__ = [
     "OutgoingEOF",
     "OutgoingReply",
     "OutgoingRequest",
+    "PasswordPrompt",
     "ProgramRequest",
     "Prompt",
     "ProtocolError",
