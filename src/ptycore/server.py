@@ -308,8 +308,6 @@ class ServerConnection(Endpoint):
                 self._prove_host_keys(reader)
                 return []
         events = super()._payload(payload, sequence_number)
-        if payload[0] not in (MSG_REQUEST_SUCCESS, MSG_REQUEST_FAILURE):
-            return events
         for event in events:
             if isinstance(event, GlobalReplyReceived) and event.name == KEEPALIVE:
                 # serverloop.c server_input_keep_alive: any answer means alive.
