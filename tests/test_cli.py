@@ -67,6 +67,8 @@ def test_a_missing_extra_is_named_with_its_pip_command(
 
 
 def _listening_line(lines: list[str]) -> str:
+    """The banner line, read once the server has stopped: while it runs, the log
+    line "listening on HOST:PORT" that run_server waits for can come first."""
     (line,) = (line for line in lines if line.startswith("ptycore serve: listening on"))
     return line
 
@@ -74,7 +76,8 @@ def _listening_line(lines: list[str]) -> str:
 def test_the_listening_line_names_the_loop_auto_picks(tmp_path: Path) -> None:
     found = importlib.util.find_spec("uvloop") is not None
     with run_server(tmp_path, "info", adapter="anyio") as server:
-        line = _listening_line(server.lines)
+        pass
+    line = _listening_line(server.lines)
     loop = "asyncio with uvloop" if found else "asyncio's own loop"
     assert f"(app info, anyio on {loop}, host key SHA256:" in line
 
@@ -106,7 +109,8 @@ def test_uvloop_runs_when_importable_unless_asked_otherwise(
 ) -> None:
     (tmp_path / "uvloop.py").write_text(STAND_IN_UVLOOP)
     with run_server(tmp_path, "info", *args, adapter="anyio") as server:
-        line = _listening_line(server.lines)
+        pass
+    line = _listening_line(server.lines)
     assert f"(app info, anyio on {loop}, host key SHA256:" in line
     started = "stand-in uvloop: new_event_loop" in server.lines
     assert started == (loop == "asyncio with uvloop")
