@@ -522,6 +522,21 @@ async def serve_process(
             yield child
 
 
+async def test_host_keys_that_make_none_of_the_algorithms_are_refused_before_listening(
+    keys: Keys,
+) -> None:
+    """The default algorithms leave ECDSA out: serve() says so at once rather than
+    fail every connection."""
+    only_ecdsa = [HostKey.generate("ecdsa-sha2-nistp256")]
+    with pytest.raises(ValueError, match=r"no host key makes any of host_key_algorithms \(ssh-ed"):
+        await serve(
+            info,
+            port=0,
+            host_keys=only_ecdsa,
+            authenticator=FileAuthenticator(authorized_keys=keys.authorized_keys),
+        )
+
+
 async def test_ptycore_serve_adapter_anyio(keys: Keys, tmp_path: Path, anyio_backend: str) -> None:
     """The console command, on the backend under test, until SIGTERM."""
     async with serve_process(keys, tmp_path, anyio_backend) as child:

@@ -115,3 +115,21 @@ def test_uvloop_runs_when_importable_unless_asked_otherwise(
     started = "stand-in uvloop: new_event_loop" in server.lines
     assert started == (loop == "asyncio with uvloop")
     assert server.lines[-1] == "ptycore serve: stopped"
+
+
+@pytest.mark.parametrize("adapter", ["anyio", "twisted"])
+def test_an_ecdsa_host_key_is_offered_to_the_client(tmp_path: Path, adapter: str) -> None:
+    """The default host key algorithms leave out the NIST curve; an operator who
+    gives an ECDSA host key asks for it."""
+    host_key = tmp_path / "ssh_host_ecdsa_key"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ecdsa", "-b", "256", "-N", "", "-f", str(host_key)],
+        check=True, timeout=WAIT,
+    )  # fmt: skip
+    with run_server(tmp_path, "info", "--host-key", str(host_key), adapter=adapter) as server:
+        done = subprocess.run(
+            [*server.ssh_args("-o", "HostKeyAlgorithms=ecdsa-sha2-nistp256"), "true"],
+            capture_output=True, timeout=WAIT, stdin=subprocess.DEVNULL, check=False,
+        )  # fmt: skip
+    assert done.returncode == 0, (done.stderr, server.log())
+    assert b"no terminal" in done.stdout.lower()

@@ -554,6 +554,23 @@ def test_config_validation() -> None:
         Transport(Role.CLIENT)
 
 
+def test_a_server_offers_the_configured_host_key_algorithms_it_has_keys_for(
+    host_keys: list[HostKey],
+) -> None:
+    ed25519_key, rsa_key, ecdsa_key = host_keys
+    keys = [ecdsa_key, rsa_key, ed25519_key]
+    offered = TransportConfig(host_key_algorithms=ALL_HOST_KEYS).host_keys_by_algorithm(keys)
+    assert offered == {
+        "ssh-ed25519": ed25519_key,
+        "rsa-sha2-512": rsa_key,
+        "rsa-sha2-256": rsa_key,
+        "ecdsa-sha2-nistp256": ecdsa_key,
+    }
+    assert list(offered) == list(ALL_HOST_KEYS)
+    # The defaults leave the NIST curve out: an ECDSA key alone makes none of them.
+    assert TransportConfig().host_keys_by_algorithm([ecdsa_key]) == {}
+
+
 # --- known answers ------------------------------------------------------------------------
 
 

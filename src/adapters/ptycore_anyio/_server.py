@@ -525,6 +525,9 @@ async def serve(
         subsystems=subsystems,
         authenticate_in_thread=authenticate_in_thread,
     )
+    if not server.config.transport.host_keys_by_algorithm(host_keys):
+        offered = ", ".join(server.config.transport.host_key_algorithms)
+        raise ValueError(f"no host key makes any of host_key_algorithms ({offered})")
     hosts = [host] if host is None or isinstance(host, str) else list(host)
     listeners: list[anyio.abc.SocketListener] = []
     try:

@@ -19,7 +19,7 @@ import anyio
 from ptycore.connection import ConnectionConfig
 from ptycore.server import ServerConfig
 from ptycore.session import SessionPolicy
-from ptycore.transport import HostKey
+from ptycore.transport import HostKey, TransportConfig
 from ptycore_anyio import FileAuthenticator, echo, info, serve, shell
 from ptycore_common.credentials import CredentialsFileError
 from ptycore_common.hostkeys import (
@@ -50,11 +50,21 @@ def _event_loop(config: ServeConfig) -> str:
     return config.loop
 
 
+def _transport_config(key: HostKey) -> TransportConfig:
+    """The default algorithms, plus the host key's own when they leave them out: an
+    operator who gives an ECDSA host key asks for ``ecdsa-sha2-nistp256``, which the
+    defaults omit (as sshd offers whatever host keys it is given)."""
+    defaults = TransportConfig().host_key_algorithms
+    missing = tuple(name for name in key.algorithms if name not in defaults)
+    return TransportConfig(host_key_algorithms=defaults + missing)
+
+
 async def _run(
     config: ServeConfig, loop: str, app: Any, key: HostKey, auth: FileAuthenticator
 ) -> None:
     server_config = ServerConfig(
-        connection=ConnectionConfig(session_policy=SessionPolicy(accept_env=config.accept_env))
+        transport=_transport_config(key),
+        connection=ConnectionConfig(session_policy=SessionPolicy(accept_env=config.accept_env)),
     )
     async with anyio.create_task_group() as tasks:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

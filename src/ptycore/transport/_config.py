@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ptycore._version import __version__
 
 from ._kex import mlkem_available
+
+if TYPE_CHECKING:
+    from .hostkeys import HostKey
 
 __all__ = [
     "CIPHERS",
@@ -118,3 +123,15 @@ class TransportConfig:
             raise ValueError("rekey_bytes must be at least 16384 (OpenSSH's minimum)")
         if self.rekey_time is not None and not self.rekey_time > 0:
             raise ValueError("rekey_time must be positive")
+
+    def host_keys_by_algorithm(self, host_keys: Sequence[HostKey]) -> dict[str, HostKey]:
+        """The host key algorithms a server with ``host_keys`` offers, in this
+        config's order, each with the first key that makes it (RFC 4253 section 7.1:
+        a server lists only algorithms it has keys for). Empty when no key fits:
+        servers check this once at startup rather than fail every connection."""
+        offered: dict[str, HostKey] = {}
+        for algorithm in self.host_key_algorithms:
+            for key in host_keys:
+                if algorithm in key.algorithms:
+                    offered.setdefault(algorithm, key)
+        return offered

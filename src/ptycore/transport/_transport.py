@@ -256,13 +256,7 @@ class Transport:
         self._config = config
         self._random = random
         self._verify_host_key = verify_host_key
-        # Host key algorithm -> key, in the configured order (RFC 4253 section 7.1:
-        # a server lists only algorithms it has keys for).
-        self._host_keys: dict[str, HostKey] = {}
-        for algorithm in config.host_key_algorithms:
-            for key in host_keys:
-                if algorithm in key.algorithms:
-                    self._host_keys.setdefault(algorithm, key)
+        self._host_keys = config.host_keys_by_algorithm(host_keys)
         if role is Role.SERVER and not self._host_keys:
             raise ValueError("a server needs a host key for one of host_key_algorithms")
         if role is Role.CLIENT and verify_host_key is None:
