@@ -252,6 +252,7 @@ class _Connection:
         finally:
             if self.router is not None:
                 self.router.connection_lost()
+            self.sock.close()  # before the log line says so (handle's ``with`` is a no-op then)
             logger.info("connection from %s closed", self.peer)
 
     # -- reading ---------------------------------------------------------------------------
