@@ -202,6 +202,7 @@ class _Connection:
 
     __slots__ = (
         "_flush_scheduled",
+        "_flushers",
         "_lost",
         "_read_scope",
         "_read_size",
@@ -231,6 +232,7 @@ class _Connection:
         self._read_scope: anyio.CancelScope | None = None
         self._read_size = SMALL_READ_SIZE
         self._flush_scheduled = False
+        self._flushers = 0  # _flush_once tasks started and not yet done
         self._tasks: anyio.abc.TaskGroup | None = None
 
     async def run(self) -> None:
@@ -248,7 +250,11 @@ class _Connection:
                 finally:
                     with anyio.CancelScope(shield=True):
                         await self._goodbye()
-                tasks.cancel_scope.cancel()
+                if self._flushers or (self.router is not None and self.router.running):
+                    # Applications that outlive their channel, or a flush stuck on a
+                    # client that stopped reading. Only then: a cancel is not free
+                    # (anyio names the cancelling task, with its repr, each time).
+                    tasks.cancel_scope.cancel()
         finally:
             if self.router is not None:
                 self.router.connection_lost()
@@ -379,11 +385,15 @@ class _Connection:
         connections stay small."""
         if not self._flush_scheduled and self._tasks is not None:
             self._flush_scheduled = True
+            self._flushers += 1
             self._tasks.start_soon(self._flush_once)
 
     async def _flush_once(self) -> None:
         self._flush_scheduled = False
-        await self.flush()
+        try:
+            await self.flush()
+        finally:
+            self._flushers -= 1
 
     async def _goodbye(self) -> None:
         """On the way out: tell a client still there why (DISCONNECT BY_APPLICATION)."""
@@ -391,8 +401,9 @@ class _Connection:
             return
         if not self.core.closed:
             self.core.disconnect(DisconnectReason.BY_APPLICATION, "server shutting down")
+        # No checkpoint first (flush): nothing queued after the DISCONNECT is sent.
         with anyio.move_on_after(self.server.limits.shutdown_timeout):
-            await self.flush()
+            await self._flush_now()
 
     # -- the one place backend errors are seen --------------------------------------------
 
