@@ -437,13 +437,14 @@ class _Connection:
         """Send all of ``buffers``, in order, waiting while the socket's buffer is full.
 
         One vectored write (sendmsg) where the platform has it: the core's packets
-        are not joined into one more copy first."""
+        are not joined into one more copy first. They go as they are; only a send
+        that stops inside one leaves a view of its rest (:func:`drop_sent`)."""
         if self._lost:
             return
         sock = self.sock
-        if not hasattr(sock, "sendmsg"):
-            buffers = [b"".join(buffers)]
-        views = [memoryview(buffer) for buffer in buffers if buffer]
+        views: list[bytes | memoryview] = (
+            list(buffers) if hasattr(sock, "sendmsg") else [b"".join(buffers)]
+        )
         try:
             while views and not self._lost:
                 try:
@@ -475,16 +476,16 @@ class _Connection:
             scope.deadline = math.inf if deadline is None else deadline
 
 
-def drop_sent(views: list[memoryview], sent: int) -> None:
+def drop_sent(views: list[bytes | memoryview], sent: int) -> None:
     """Remove the first ``sent`` bytes from ``views``: the buffers a send took whole,
-    then the start of the one it stopped in."""
+    then the start of the one it stopped in (its rest a view, not a copy)."""
     done = 0
     while done < len(views) and sent >= len(views[done]):
         sent -= len(views[done])
         done += 1
     del views[:done]
     if sent:
-        views[0] = views[0][sent:]
+        views[0] = memoryview(views[0])[sent:]
 
 
 def _address(address: Any) -> str:
