@@ -299,9 +299,14 @@ class _Connection:
         if self.router is None:
             # Before the login no other task of this connection can add to the send:
             # no checkpoint (a loop turn) for the eight or so reads of a handshake.
-            await self._flush_now()
+            sent = await self._flush_now()
         else:
-            await self.flush()
+            sent = await self._flush_after_checkpoint()
+        if not sent:
+            # What we send carries the ACK; a read we answer with nothing gets one now,
+            # or the client's next small packet waits for the delayed ACK (up to 40 ms).
+            # After every short read it would cost an ACK packet of its own each time.
+            acknowledge_short_read(self.sock, len(data))
         return True
 
     async def _feed(self, data: bytes) -> list[Event]:
@@ -357,10 +362,15 @@ class _Connection:
         finds one under way waits for it, then sends whatever is still queued. No
         lock per connection: an idle connection keeps no waiter queue.
         """
-        await anyio.lowlevel.checkpoint()
-        await self._flush_now()
+        await self._flush_after_checkpoint()
 
-    async def _flush_now(self) -> None:
+    async def _flush_after_checkpoint(self) -> bool:
+        """:meth:`flush`, telling whether anything was sent."""
+        await anyio.lowlevel.checkpoint()
+        return await self._flush_now()
+
+    async def _flush_now(self) -> bool:
+        """Send what the core queued now; whether there was anything."""
         while self._sending:
             done = self._send_done
             if done is None:
@@ -368,15 +378,17 @@ class _Connection:
             await done.wait()
         buffers = self.core.buffers_to_send()
         self._rearm()
-        if buffers:
-            self._sending = True
-            try:
-                await self._send_buffers(buffers)
-            finally:
-                self._sending = False
-                done, self._send_done = self._send_done, None
-                if done is not None:
-                    done.set()
+        if not buffers:
+            return False
+        self._sending = True
+        try:
+            await self._send_buffers(buffers)
+        finally:
+            self._sending = False
+            done, self._send_done = self._send_done, None
+            if done is not None:
+                done.set()
+        return True
 
     def flush_soon(self) -> None:
         """Have :meth:`flush` run soon (from code that cannot wait: a signal's reply).
@@ -425,7 +437,6 @@ class _Connection:
                 with contextlib.suppress(BlockingIOError, InterruptedError):
                     data = sock.recv(self._read_size)
             self._read_size = READ_SIZE if len(data) >= SMALL_READ_SIZE else SMALL_READ_SIZE
-            acknowledge_short_read(sock, len(data))
         except _BACKEND_ERRORS:
             data = b""
         if not data:
