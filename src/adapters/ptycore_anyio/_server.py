@@ -490,6 +490,9 @@ class _Connection:
 def drop_sent(views: list[bytes | memoryview], sent: int) -> None:
     """Remove the first ``sent`` bytes from ``views``: the buffers a send took whole,
     then the start of the one it stopped in (its rest a view, not a copy)."""
+    if sent >= sum(map(len, views)):  # most sends take everything: no loop in Python
+        views.clear()
+        return
     done = 0
     while done < len(views) and sent >= len(views[done]):
         sent -= len(views[done])
