@@ -32,7 +32,7 @@ from ptycore.client import ClientConfig, ClientConnection
 from ptycore.connection import ChannelClosed, ChannelDataReceived, ChannelOpened, ConnectionConfig
 from ptycore.server import ServerConfig
 from ptycore.session import SessionPolicy
-from ptycore.transport import HostKey
+from ptycore.transport import DisconnectReceived, HostKey, Role, Transport
 from ptycore_anyio import (
     EOF,
     Application,
@@ -427,6 +427,25 @@ async def test_login_grace_time_disconnects_an_idle_client(keys: Keys) -> None:
     assert received.startswith(b"SSH-2.0-")  # then the connection ended by itself
 
 
+async def test_login_grace_time_counts_across_the_handshake(keys: Keys) -> None:
+    # A client that sends its version and KEXINIT, then stalls: the grace time, which
+    # covers every read before the login, ends it with a DISCONNECT that says why.
+    config = ServerConfig(auth=AuthConfig(login_grace_time=0.3))
+    client = Transport(Role.CLIENT, verify_host_key=lambda algorithm, blob: True)
+    events = []
+    async with running(info, keys, config=config) as server:
+        with anyio.fail_after(WAIT):
+            stalled = await anyio.connect_tcp("127.0.0.1", server.port)
+            async with stalled:
+                await stalled.send(client.data_to_send())  # version line and KEXINIT
+                try:
+                    while True:
+                        events += client.receive_data(await stalled.receive())
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    pass
+    assert DisconnectReceived(reason=11, description="Timeout before authentication") in events
+
+
 async def test_stopping_the_server_tells_clients_why(keys: Keys) -> None:
     started = anyio.Event()
 
@@ -774,7 +793,7 @@ def wait_until_full(server_port: int, client_port: int) -> None:
      (5, [b"f"]), (6, [])],
 )  # fmt: skip
 def test_a_partial_send_leaves_the_rest_in_order(sent: int, left: list[bytes]) -> None:
-    views = [memoryview(b"abc"), memoryview(b"de"), memoryview(b"f")]
+    views: list[bytes | memoryview] = [b"abc", b"de", b"f"]
     drop_sent(views, sent)
     assert [bytes(view) for view in views] == left
 

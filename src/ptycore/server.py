@@ -194,8 +194,11 @@ class ServerConnection(Endpoint):
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` should next run: the login grace deadline, a
         client-alive check or a rekey."""
-        timers = [t for t in (super().get_timer(), self._grace(), self._alive()) if t is not None]
-        return min(timers, default=None)
+        timer = super().get_timer()
+        for other in (self._grace(), self._alive()):
+            if other is not None and (timer is None or other < timer):
+                timer = other
+        return timer
 
     def handle_timer(self, now: float) -> list[Event]:
         """Fire what is due: after ``LoginGraceTime`` without login, or

@@ -2,7 +2,9 @@
 
 The same files and the same parsing as the Twisted adapter's cred checkers
 (:mod:`ptycore_common.credentials`): both are read again at every attempt, as sshd
-does, so edits take effect without a restart, and once at start-up so that an
+does, so edits take effect without a restart (the authorized keys only when
+``stat`` says the file may have changed, see
+:class:`~ptycore_common.credentials.FileCache`), and once at start-up so that an
 unreadable file stops the server with a clear message. The server runs every
 session as the user who started it, so the login name is only a label: any name
 is accepted with an authorized key, or with the password listed for that name.
@@ -17,6 +19,8 @@ from pathlib import Path
 from ptycore.auth import AuthResult, PasswordPrompt
 from ptycore_common.credentials import (
     CredentialsFileError,
+    FileCache,
+    FileProblem,
     password_matches,
     read_authorized_keys,
     read_password_file,
@@ -44,8 +48,11 @@ class FileAuthenticator(PasswordPrompt):
             raise CredentialsFileError(
                 "nobody could log in: give an authorized keys file or a password file"
             )
-        if authorized_keys is not None:
-            read_authorized_keys(authorized_keys)
+        self._authorized = (
+            None if authorized_keys is None else FileCache(authorized_keys, _authorized_blobs)
+        )
+        if self._authorized is not None:
+            self._authorized.get()
         if password_file is not None:
             read_password_file(password_file)
         self.authorized_keys = authorized_keys
@@ -63,11 +70,11 @@ class FileAuthenticator(PasswordPrompt):
         return methods
 
     def check_public_key(self, username: str, algorithm: str, public_blob: bytes) -> AuthResult:
-        """Whether the key is in the authorized keys file (read again now)."""
-        if self.authorized_keys is None:
+        """Whether the key is in the authorized keys file as it is now."""
+        if self._authorized is None:
             return False
         try:
-            found, problems = read_authorized_keys(self.authorized_keys)
+            blobs, problems = self._authorized.get()
         except CredentialsFileError as problem:
             logger.warning("%s", problem)
             return False
@@ -75,7 +82,7 @@ class FileAuthenticator(PasswordPrompt):
             logger.warning(
                 "%s line %d skipped: %s", self.authorized_keys, skipped.line, skipped.reason
             )
-        return any(key.blob == public_blob for key in found)
+        return public_blob in blobs
 
     def check_password(self, username: str, password: str) -> AuthResult:
         """Whether the password file lists this password (plain or bcrypt) for the user."""
@@ -90,3 +97,10 @@ class FileAuthenticator(PasswordPrompt):
         if stored is None:
             return False
         return password_matches(password.encode("utf-8", "surrogateescape"), stored)
+
+
+def _authorized_blobs(path: Path) -> tuple[frozenset[bytes], tuple[FileProblem, ...]]:
+    """The key blobs of an authorized keys file, and the lines skipped (immutable:
+    kept and shared between attempts)."""
+    found, problems = read_authorized_keys(path)
+    return frozenset(key.blob for key in found), tuple(problems)

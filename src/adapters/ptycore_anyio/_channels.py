@@ -136,6 +136,7 @@ class SessionRouter:
         "core",
         "flush",
         "flush_soon",
+        "running",
     )
 
     def __init__(
@@ -157,6 +158,7 @@ class SessionRouter:
         self._username = username
         self._subsystems = frozenset(subsystems)
         self._links: dict[int, _Link] = {}
+        self.running = 0  # applications started and not yet returned
 
     @property
     def sessions(self) -> tuple[Session, ...]:
@@ -253,19 +255,23 @@ class SessionRouter:
             machine.reject(handle)
         if machine.program_started and not started:
             link.started = True
+            self.running += 1
             self._task_group.start_soon(
                 self._run, channel_id, session, name=f"ptycore session {channel_id}"
             )
 
     async def _run(self, channel_id: int, session: Session) -> None:
         try:
-            await self._app(session)
-        except (anyio.BrokenResourceError, anyio.EndOfStream):
-            if not session.closed:
-                raise
-            return  # the client went away under the application: nothing to report
-        except Exception:
-            logger.exception("session %d: application failed", channel_id)
-            await session.finish_default(failed=True)
-            return
-        await session.finish_default(failed=False)
+            try:
+                await self._app(session)
+            except (anyio.BrokenResourceError, anyio.EndOfStream):
+                if not session.closed:
+                    raise
+                return  # the client went away under the application: nothing to report
+            except Exception:
+                logger.exception("session %d: application failed", channel_id)
+                await session.finish_default(failed=True)
+                return
+            await session.finish_default(failed=False)
+        finally:
+            self.running -= 1

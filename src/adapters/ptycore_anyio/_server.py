@@ -202,6 +202,7 @@ class _Connection:
 
     __slots__ = (
         "_flush_scheduled",
+        "_flushers",
         "_lost",
         "_read_scope",
         "_read_size",
@@ -231,6 +232,7 @@ class _Connection:
         self._read_scope: anyio.CancelScope | None = None
         self._read_size = SMALL_READ_SIZE
         self._flush_scheduled = False
+        self._flushers = 0  # _flush_once tasks started and not yet done
         self._tasks: anyio.abc.TaskGroup | None = None
 
     async def run(self) -> None:
@@ -243,12 +245,17 @@ class _Connection:
                     # Feed the core what the socket gives, a turn at a time (inline, not
                     # a coroutine of its own: each frame of a waiting task stays in memory).
                     await self._flush_now()  # our version line and KEXINIT
+                    await self._log_in()
                     while not self.core.closed and not self._lost and await self._turn():
                         pass
                 finally:
                     with anyio.CancelScope(shield=True):
                         await self._goodbye()
-                tasks.cancel_scope.cancel()
+                if self._flushers or (self.router is not None and self.router.running):
+                    # Applications that outlive their channel, or a flush stuck on a
+                    # client that stopped reading. Only then: a cancel is not free
+                    # (anyio names the cancelling task, with its repr, each time).
+                    tasks.cancel_scope.cancel()
         finally:
             if self.router is not None:
                 self.router.connection_lost()
@@ -256,6 +263,39 @@ class _Connection:
             logger.info("connection from %s closed", self.peer)
 
     # -- reading ---------------------------------------------------------------------------
+
+    async def _log_in(self) -> None:
+        """The turns before the login, under one cancel scope for the login grace time.
+
+        Before the login the core's one timer is that deadline (sshd ``LoginGraceTime``),
+        so one scope serves every read of the handshake instead of one per read (on
+        asyncio each costs about 750 Python opcodes, 8% of ``ssh host true``). Besides
+        the reads it can cut only a send waiting for a client that has not read for
+        the whole grace time, which the deadline drops anyway: a password checked in
+        a worker thread finishes first (anyio shields it), and after the login the
+        scope is left.
+        """
+        while self.router is None and not self.core.closed and not self._lost:
+            deadline = self.core.get_timer()
+            if deadline is None:
+                return  # no grace time (AuthConfig.login_grace_time 0): plain turns
+            with anyio.CancelScope(deadline=deadline) as scope:
+                self._read_scope = scope
+                while (
+                    self.router is None
+                    and not self.core.closed
+                    and not self._lost
+                    and await self._turn()
+                ):
+                    pass
+            self._read_scope = None
+            if scope.cancelled_caught:
+                await self._timer_fired()
+
+    async def _timer_fired(self) -> None:
+        for event in self.core.handle_timer(anyio.current_time()):
+            self._event(event)
+        await self.flush()
 
     async def _turn(self) -> bool:
         """One read and what follows from it; False once the connection is over.
@@ -269,7 +309,7 @@ class _Connection:
         appears in ``receive_data`` and ``handle_timer``, which this task calls.
         """
         deadline = self.core.get_timer()
-        if deadline is None:
+        if deadline is None or self._read_scope is not None:  # none, or _log_in's scope
             data = await self._receive_bytes()
         else:
             with anyio.CancelScope(deadline=deadline) as scope:
@@ -277,9 +317,7 @@ class _Connection:
                 data = await self._receive_bytes()
             self._read_scope = None
             if scope.cancelled_caught:
-                for event in self.core.handle_timer(anyio.current_time()):
-                    self._event(event)
-                await self.flush()
+                await self._timer_fired()
                 return True
         if data is None:
             return False
@@ -294,9 +332,14 @@ class _Connection:
         if self.router is None:
             # Before the login no other task of this connection can add to the send:
             # no checkpoint (a loop turn) for the eight or so reads of a handshake.
-            await self._flush_now()
+            sent = await self._flush_now()
         else:
-            await self.flush()
+            sent = await self._flush_after_checkpoint()
+        if not sent:
+            # What we send carries the ACK; a read we answer with nothing gets one now,
+            # or the client's next small packet waits for the delayed ACK (up to 40 ms).
+            # After every short read it would cost an ACK packet of its own each time.
+            acknowledge_short_read(self.sock, len(data))
         return True
 
     async def _feed(self, data: bytes) -> list[Event]:
@@ -352,10 +395,15 @@ class _Connection:
         finds one under way waits for it, then sends whatever is still queued. No
         lock per connection: an idle connection keeps no waiter queue.
         """
-        await anyio.lowlevel.checkpoint()
-        await self._flush_now()
+        await self._flush_after_checkpoint()
 
-    async def _flush_now(self) -> None:
+    async def _flush_after_checkpoint(self) -> bool:
+        """:meth:`flush`, telling whether anything was sent."""
+        await anyio.lowlevel.checkpoint()
+        return await self._flush_now()
+
+    async def _flush_now(self) -> bool:
+        """Send what the core queued now; whether there was anything."""
         while self._sending:
             done = self._send_done
             if done is None:
@@ -363,15 +411,17 @@ class _Connection:
             await done.wait()
         buffers = self.core.buffers_to_send()
         self._rearm()
-        if buffers:
-            self._sending = True
-            try:
-                await self._send_buffers(buffers)
-            finally:
-                self._sending = False
-                done, self._send_done = self._send_done, None
-                if done is not None:
-                    done.set()
+        if not buffers:
+            return False
+        self._sending = True
+        try:
+            await self._send_buffers(buffers)
+        finally:
+            self._sending = False
+            done, self._send_done = self._send_done, None
+            if done is not None:
+                done.set()
+        return True
 
     def flush_soon(self) -> None:
         """Have :meth:`flush` run soon (from code that cannot wait: a signal's reply).
@@ -380,11 +430,15 @@ class _Connection:
         connections stay small."""
         if not self._flush_scheduled and self._tasks is not None:
             self._flush_scheduled = True
+            self._flushers += 1
             self._tasks.start_soon(self._flush_once)
 
     async def _flush_once(self) -> None:
         self._flush_scheduled = False
-        await self.flush()
+        try:
+            await self.flush()
+        finally:
+            self._flushers -= 1
 
     async def _goodbye(self) -> None:
         """On the way out: tell a client still there why (DISCONNECT BY_APPLICATION)."""
@@ -392,8 +446,9 @@ class _Connection:
             return
         if not self.core.closed:
             self.core.disconnect(DisconnectReason.BY_APPLICATION, "server shutting down")
+        # No checkpoint first (flush): nothing queued after the DISCONNECT is sent.
         with anyio.move_on_after(self.server.limits.shutdown_timeout):
-            await self.flush()
+            await self._flush_now()
 
     # -- the one place backend errors are seen --------------------------------------------
 
@@ -415,7 +470,6 @@ class _Connection:
                 with contextlib.suppress(BlockingIOError, InterruptedError):
                     data = sock.recv(self._read_size)
             self._read_size = READ_SIZE if len(data) >= SMALL_READ_SIZE else SMALL_READ_SIZE
-            acknowledge_short_read(sock, len(data))
         except _BACKEND_ERRORS:
             data = b""
         if not data:
@@ -427,13 +481,14 @@ class _Connection:
         """Send all of ``buffers``, in order, waiting while the socket's buffer is full.
 
         One vectored write (sendmsg) where the platform has it: the core's packets
-        are not joined into one more copy first."""
+        are not joined into one more copy first. They go as they are; only a send
+        that stops inside one leaves a view of its rest (:func:`drop_sent`)."""
         if self._lost:
             return
         sock = self.sock
-        if not hasattr(sock, "sendmsg"):
-            buffers = [b"".join(buffers)]
-        views = [memoryview(buffer) for buffer in buffers if buffer]
+        views: list[bytes | memoryview] = (
+            list(buffers) if hasattr(sock, "sendmsg") else [b"".join(buffers)]
+        )
         try:
             while views and not self._lost:
                 try:
@@ -461,20 +516,25 @@ class _Connection:
         """Move the socket wait's deadline to the core's timer, if it changed."""
         scope = self._read_scope
         if scope is not None:
-            deadline = self.core.get_timer()
-            scope.deadline = math.inf if deadline is None else deadline
+            timer = self.core.get_timer()
+            deadline = math.inf if timer is None else timer
+            if deadline != scope.deadline:  # setting it re-arms anyio's timer even if equal
+                scope.deadline = deadline
 
 
-def drop_sent(views: list[memoryview], sent: int) -> None:
+def drop_sent(views: list[bytes | memoryview], sent: int) -> None:
     """Remove the first ``sent`` bytes from ``views``: the buffers a send took whole,
-    then the start of the one it stopped in."""
+    then the start of the one it stopped in (its rest a view, not a copy)."""
+    if sent >= sum(map(len, views)):  # most sends take everything: no loop in Python
+        views.clear()
+        return
     done = 0
     while done < len(views) and sent >= len(views[done]):
         sent -= len(views[done])
         done += 1
     del views[:done]
     if sent:
-        views[0] = views[0][sent:]
+        views[0] = memoryview(views[0])[sent:]
 
 
 def _address(address: Any) -> str:

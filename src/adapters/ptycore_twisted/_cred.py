@@ -1,9 +1,10 @@
 """Who may log in: authorized keys and password files, as Twisted cred checkers.
 
 Both files are read again at every login attempt, as ``sshd`` does, so edits take
-effect without a restart. :func:`make_portal` also reads both once at start-up, so
-that an unreadable file stops the server with a clear message instead of refusing
-every login later.
+effect without a restart (the authorized keys only when ``stat`` says the file may
+have changed, see :class:`~ptycore_common.credentials.FileCache`).
+:func:`make_portal` also reads both once at start-up, so that an unreadable file
+stops the server with a clear message instead of refusing every login later.
 
 The server runs every session as the user who started it, so the login name is
 only a label: any name is accepted with a key from the authorized keys file or with
@@ -27,6 +28,7 @@ from zope.interface import implementer
 
 from ptycore_common.credentials import (
     CredentialsFileError,
+    FileCache,
     FileProblem,
     password_matches,
     read_authorized_keys,
@@ -69,17 +71,24 @@ def conch_keys(path: Path) -> tuple[list[keys.Key], list[FileProblem]]:
     return found, problems
 
 
+def _conch_keys_kept(path: Path) -> tuple[tuple[keys.Key, ...], tuple[FileProblem, ...]]:
+    """:func:`conch_keys`, immutable: kept and shared between attempts."""
+    found, problems = conch_keys(path)
+    return tuple(found), tuple(problems)
+
+
 @implementer(IAuthorizedKeysDB)
 class AuthorizedKeysFile:
     """An :class:`~twisted.conch.checkers.IAuthorizedKeysDB` over one file, for any user."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._keys = FileCache(path, _conch_keys_kept)
 
     def getAuthorizedKeys(self, username: bytes) -> Iterable[keys.Key]:
-        """Read the file again and return its keys (a vanished file gives none)."""
+        """The file's keys as it is now (a vanished file gives none)."""
         try:
-            found, problems = conch_keys(self.path)
+            found, problems = self._keys.get()
         except CredentialsFileError as problem:
             _log.warn("{problem}", problem=problem)
             return []

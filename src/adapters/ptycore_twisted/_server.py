@@ -125,13 +125,23 @@ class _LoggingTransport(SSHServerTransport):
     supportedCiphers = [b"aes256-ctr", b"aes128-ctr"]  # noqa: RUF012
     supportedMACs = [b"hmac-sha2-512", b"hmac-sha2-256"]  # noqa: RUF012
 
+    _answered = False
+    """Whether a packet was sent since the last read began."""
+
     def dataReceived(self, data: bytes) -> None:
-        """Acknowledge a short read at once (:mod:`ptycore_common.tcp`), then let
-        Conch read it."""
-        handle = getattr(self.transport, "getHandle", None)
-        if handle is not None:
-            acknowledge_short_read(handle(), len(data))
+        """Let Conch read it, then acknowledge a short read it answered with nothing
+        (:mod:`ptycore_common.tcp`): what we send carries the ACK, and an ACK packet
+        of its own after every short read costs both ends CPU."""
+        self._answered = False
         super().dataReceived(data)  # type: ignore[no-untyped-call]
+        handle = getattr(self.transport, "getHandle", None)
+        if handle is not None and not self._answered:
+            acknowledge_short_read(handle(), len(data))
+
+    def sendPacket(self, messageType: int, payload: bytes) -> None:
+        """Conch's, noting that the peer's data is acknowledged by what we send."""
+        self._answered = True
+        super().sendPacket(messageType, payload)  # type: ignore[no-untyped-call]
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         transport: Any = self.transport

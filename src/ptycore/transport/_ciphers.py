@@ -16,7 +16,7 @@ import struct
 from typing import Final, Protocol, TypeAlias
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.poly1305 import Poly1305
 
@@ -108,27 +108,29 @@ class ChaCha20Poly1305:
         self._main = Cipher(algorithms.ChaCha20(key[:32], bytes(16)), None).encryptor()
         self._header = Cipher(algorithms.ChaCha20(key[32:64], bytes(16)), None).encryptor()
 
-    @staticmethod
-    def _at(stream: CipherContext, seq: int) -> CipherContext:
-        stream.reset_nonce(_COUNTER0 + _UINT64.pack(seq))
-        return stream
-
     def encrypt(self, seq: int, header: bytes, body: bytes) -> tuple[bytes, ...]:
-        length = self._at(self._header, seq).update(header)
+        nonce = _COUNTER0 + _UINT64.pack(seq)
+        header_stream = self._header
+        header_stream.reset_nonce(nonce)
+        length = header_stream.update(header)
         # Block 0 of the K_2 stream is the Poly1305 key; the body starts at block 1.
-        stream = self._at(self._main, seq)
-        mac = Poly1305(stream.update(_ZEROS64)[:32])
+        stream = self._main
+        stream.reset_nonce(nonce)
+        key = stream.update(_ZEROS64)[:32]
         ciphertext = stream.update(body)
-        mac.update(length)
-        mac.update(ciphertext)
-        return length, ciphertext, mac.finalize()
+        # One call over a copy of the packet: cheaper than update, update, finalize
+        # for small packets, and no dearer for 32 KiB ones.
+        return length, ciphertext, Poly1305.generate_tag(key, length + ciphertext)
 
     def decrypt_length(self, seq: int, header: Data) -> int:
-        length: int = _UINT32.unpack(self._at(self._header, seq).update(header))[0]
+        stream = self._header
+        stream.reset_nonce(_COUNTER0 + _UINT64.pack(seq))
+        length: int = _UINT32.unpack(stream.update(header))[0]
         return length
 
     def decrypt(self, seq: int, wire: memoryview) -> bytes:
-        stream = self._at(self._main, seq)
+        stream = self._main
+        stream.reset_nonce(_COUNTER0 + _UINT64.pack(seq))
         try:
             Poly1305.verify_tag(stream.update(_ZEROS64)[:32], wire[:-16], bytes(wire[-16:]))
         except InvalidSignature:

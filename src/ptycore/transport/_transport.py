@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import os
 import struct
@@ -109,6 +110,36 @@ def _negotiate(field: str, client: Sequence[str], server: Sequence[str]) -> str:
     )
 
 
+@functools.lru_cache(maxsize=32)
+def _proposal(
+    config: TransportConfig, host_key_names: tuple[str, ...], pseudo: tuple[str, ...]
+) -> tuple[bytes, tuple[tuple[str, ...], ...]]:
+    """Our KEXINIT after the cookie, and its ten name-lists, ``pseudo`` appended to
+    the kex algorithms.
+
+    The same for every connection with one configuration and host keys, so it is
+    made once, not encoded at each connection and parsed again at negotiation.
+    """
+    kex_names = config.kex_algorithms + pseudo
+    # RFC 4253 section 7.1: name-lists kex, host key, then both directions of
+    # encryption, MAC, compression and languages; boolean first_kex_packet_follows,
+    # uint32 0 (reserved).
+    lists = (
+        kex_names,
+        host_key_names,
+        config.ciphers,
+        config.ciphers,
+        config.macs,
+        config.macs,
+        config.compression,
+        config.compression,
+        (),
+        (),
+    )
+    proposal = b"".join(encode_name_list(names) for names in lists)
+    return proposal + encode_boolean(False) + encode_uint32(0), lists
+
+
 class _Kexinit:
     """The parts of an SSH_MSG_KEXINIT payload negotiation needs (RFC 4253 section 7.1)."""
 
@@ -173,14 +204,16 @@ class _KexRun:
         "ignore_next",
         "method",
         "ours",
+        "ours_lists",
         "peer",
         "recv_cipher",
         "sent_newkeys",
         "step",
     )
 
-    def __init__(self, ours: bytes) -> None:
+    def __init__(self, ours: bytes, ours_lists: tuple[tuple[str, ...], ...]) -> None:
         self.ours = ours
+        self.ours_lists = ours_lists  # the name-lists of ``ours``, as _Kexinit.lists
         self.peer: _Kexinit | None = None
         self.algorithms: Algorithms | None = None
         self.method: KexMethod | None = None
@@ -673,43 +706,23 @@ class Transport:
 
     # --- key exchange (RFC 4253 sections 7 and 8) ---------------------------------------
 
-    def _kexinit_payload(self) -> bytes:
-        config = self._config
-        kex_names = list(config.kex_algorithms)
+    def _start_kex(self) -> None:
+        if self._role is Role.SERVER:
+            host_key_names = tuple(self._host_keys)
+        else:
+            host_key_names = self._config.host_key_algorithms
+        pseudo: tuple[str, ...] = ()
         if self._session_id is None:
             # Pseudo-algorithms go in the first KEXINIT only (OpenSSH PROTOCOL 1.9,
             # RFC 8308 section 2.1).
             if self._role is Role.CLIENT:
-                kex_names += [EXT_INFO_CLIENT, STRICT_CLIENT]
+                pseudo = (EXT_INFO_CLIENT, STRICT_CLIENT)
             else:
-                kex_names.append(STRICT_SERVER)
-        if self._role is Role.SERVER:
-            host_key_names = list(self._host_keys)
-        else:
-            host_key_names = list(config.host_key_algorithms)
-        macs = encode_name_list(config.macs)
-        ciphers = encode_name_list(config.ciphers)
-        compression = encode_name_list(config.compression)
-        return (
-            bytes([MSG_KEXINIT])
-            + self._random(16)
-            + encode_name_list(kex_names)
-            + encode_name_list(host_key_names)
-            + ciphers
-            + ciphers
-            + macs
-            + macs
-            + compression
-            + compression
-            + encode_name_list(())
-            + encode_name_list(())
-            + encode_boolean(False)
-            + encode_uint32(0)
-        )
-
-    def _start_kex(self) -> None:
-        kexinit = self._kexinit_payload()
-        self._kex = _KexRun(kexinit)
+                pseudo = (STRICT_SERVER,)
+        proposal, lists = _proposal(self._config, host_key_names, pseudo)
+        # byte 20, byte[16] cookie (random), then the proposal (RFC 4253 section 7.1).
+        kexinit = bytes([MSG_KEXINIT]) + self._random(16) + proposal
+        self._kex = _KexRun(kexinit, lists)
         self._send_packet(kexinit)
 
     def _receive_kexinit(self, payload: bytes, seq: int) -> None:
@@ -721,7 +734,7 @@ class Transport:
         if kex is None or kex.peer is not None:
             raise ProtocolError("KEXINIT during a key exchange")
         initial = self._session_id is None
-        ours = _Kexinit(kex.ours)
+        ours = kex.ours_lists
         if initial:
             # Strict only when both KEXINITs carry their side's marker.
             theirs, own = (
@@ -729,15 +742,15 @@ class Transport:
                 if self._role is Role.SERVER
                 else (STRICT_SERVER, STRICT_CLIENT)
             )
-            self._strict = theirs in peer.lists[0] and own in ours.lists[0]
+            self._strict = theirs in peer.lists[0] and own in ours[0]
             # OpenSSH PROTOCOL 1.9: with strict kex the KEXINIT must be the first
             # packet; anything before it (a Terrapin-injected IGNORE) is fatal.
             if self._strict and seq != 0:
                 raise ProtocolError("strict KEX violation: KEXINIT was not the first packet")
             if self._role is Role.SERVER:
                 self._ext_info_c = EXT_INFO_CLIENT in peer.lists[0]
-        client, server = (peer, ours) if self._role is Role.SERVER else (ours, peer)
-        algorithms = self._choose(client.lists, server.lists)
+        client, server = (peer.lists, ours) if self._role is Role.SERVER else (ours, peer.lists)
+        algorithms = self._choose(client, server)
         kex.peer = peer
         kex.algorithms = algorithms
         # RFC 4253 section 7: the peer's guess is right only when both sides list the
@@ -747,7 +760,7 @@ class Transport:
         # peer guessed: the peer judges its guess by the same rule and sends its
         # packet again (Dropbear does, unless both sides list kexguess2@matt.ucc.asn.au).
         if peer.first_kex_follows and (
-            peer.lists[0][:1] != ours.lists[0][:1] or peer.lists[1][:1] != ours.lists[1][:1]
+            peer.lists[0][:1] != ours[0][:1] or peer.lists[1][:1] != ours[1][:1]
         ):
             kex.ignore_next = True
         method = make_kex(algorithms.kex, self._random)
@@ -760,7 +773,9 @@ class Transport:
         else:
             kex.step = _Step.KEX_INIT
 
-    def _choose(self, client: list[tuple[str, ...]], server: list[tuple[str, ...]]) -> Algorithms:
+    def _choose(
+        self, client: Sequence[tuple[str, ...]], server: Sequence[tuple[str, ...]]
+    ) -> Algorithms:
         pseudo = {STRICT_CLIENT, STRICT_SERVER, EXT_INFO_CLIENT, "ext-info-s"}
         kex = _negotiate("kex_algorithms", [n for n in client[0] if n not in pseudo], server[0])
         host_key = _negotiate("server_host_key_algorithms", client[1], server[1])

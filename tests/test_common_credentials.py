@@ -1,0 +1,91 @@
+"""FileCache: a file's parse is reused only while the file cannot have changed."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from ptycore_common.credentials import RACY_SECONDS, CredentialsFileError, FileCache, read_lines
+
+OLD = 1_000_000_000  # 2001
+
+
+def later() -> int:
+    """A clock that runs ahead: every file made by a test is long settled."""
+    return time.time_ns() + 10 * RACY_SECONDS * 10**9
+
+
+class Counting:
+    """A parse that counts how often it runs."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, path: Path) -> list[bytes]:
+        self.calls += 1
+        return read_lines(path, "test file")
+
+
+def write(path: Path, data: bytes) -> None:
+    """Write ``data`` and set the modification time to the same old time."""
+    path.write_bytes(data)
+    os.utime(path, (OLD, OLD))
+
+
+def test_an_unchanged_settled_file_is_parsed_once(tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    write(path, b"one\n")
+    parse = Counting()
+    cache = FileCache(path, parse, clock=later)
+    assert cache.get() == [b"one"]
+    assert cache.get() == [b"one"]
+    assert parse.calls == 1
+
+
+def test_an_edit_of_the_same_size_with_the_same_mtime_is_seen(tmp_path: Path) -> None:
+    # The change time moves even when the modification time is set back.
+    path = tmp_path / "keys"
+    write(path, b"one\n")
+    cache = FileCache(path, Counting(), clock=later)
+    assert cache.get() == [b"one"]
+    time.sleep(0.05)  # past the file system's timestamp granularity
+    write(path, b"two\n")
+    assert cache.get() == [b"two"]
+
+
+def test_a_replaced_file_is_seen(tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    write(path, b"one\n")
+    cache = FileCache(path, Counting(), clock=later)
+    assert cache.get() == [b"one"]
+    other = tmp_path / "new"
+    write(other, b"two\n")
+    other.replace(path)
+    assert cache.get() == [b"two"]
+
+
+def test_a_recently_changed_file_is_read_at_every_call(tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    write(path, b"one\n")  # an old modification time, but changed (ctime) just now
+    parse = Counting()
+    cache = FileCache(path, parse)
+    cache.get()
+    cache.get()
+    assert parse.calls == 2
+    assert time.time() - path.stat().st_ctime < RACY_SECONDS  # the premise held
+
+
+def test_a_vanished_file_raises_every_time_and_a_new_one_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    write(path, b"one\n")
+    cache = FileCache(path, Counting(), clock=later)
+    assert cache.get() == [b"one"]
+    path.unlink()
+    for _ in range(2):
+        with pytest.raises(CredentialsFileError, match="cannot read test file"):
+            cache.get()
+    write(path, b"one\n")  # same size and times, another file
+    assert cache.get() == [b"one"]
