@@ -268,7 +268,7 @@ class _Connection:
 
         Before the login the core's one timer is that deadline (sshd ``LoginGraceTime``),
         so one scope serves every read of the handshake instead of one per read (on
-        asyncio each costs about 750 Python opcodes, 8% of ``ssh host true``). Besides
+        asyncio about 750 Python opcodes each; together 8% of ``ssh host true``'s). Besides
         the reads it can cut only a send waiting for a client that has not read for
         the whole grace time, which the deadline drops anyway: a password checked in
         a worker thread finishes first (anyio shields it), and after the login the
