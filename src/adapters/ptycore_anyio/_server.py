@@ -328,9 +328,10 @@ class _Connection:
             return False
         for event in events:
             self._event(event)
-        if self.router is None:
-            # Before the login no other task of this connection can add to the send:
-            # no checkpoint (a loop turn) for the eight or so reads of a handshake.
+        if self.router is None or self.core.closed:
+            # Before the login no other task of this connection can add to the send
+            # (no checkpoint, a loop turn, for the eight or so reads of a handshake),
+            # and once the client said goodbye no task can: this is the last turn.
             sent = await self._flush_now()
         else:
             sent = await self._flush_after_checkpoint()
