@@ -140,33 +140,45 @@ def _proposal(
     return proposal + encode_boolean(False) + encode_uint32(0), lists
 
 
+_KEXINIT_LISTS: Final = (
+    "kex_algorithms",
+    "server_host_key_algorithms",
+    "encryption_algorithms_client_to_server",
+    "encryption_algorithms_server_to_client",
+    "mac_algorithms_client_to_server",
+    "mac_algorithms_server_to_client",
+    "compression_algorithms_client_to_server",
+    "compression_algorithms_server_to_client",
+    "languages_client_to_server",
+    "languages_server_to_client",
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _read_kexinit(body: bytes) -> tuple[tuple[tuple[str, ...], ...], bool]:
+    """The name-lists and first_kex_packet_follows of a KEXINIT, from what follows its
+    cookie. Kept: a server sees few distinct ones (every client of one version and
+    configuration sends the same), and reading ten name-lists costs more than a
+    lookup. Errors are not kept, and count offsets from the message's start."""
+    # byte 20, byte[16] cookie, 10 name-lists, boolean first_kex_packet_follows,
+    # uint32 0 (reserved).
+    reader = Reader(bytes(17) + body, 17)
+    lists = tuple(reader.name_list(name) for name in _KEXINIT_LISTS)
+    first_kex_follows = reader.boolean("first_kex_packet_follows")
+    reader.uint32("reserved")
+    reader.end("KEXINIT")
+    return lists, first_kex_follows
+
+
 class _Kexinit:
     """The parts of an SSH_MSG_KEXINIT payload negotiation needs (RFC 4253 section 7.1)."""
 
     __slots__ = ("first_kex_follows", "lists", "payload")
 
     def __init__(self, payload: bytes) -> None:
-        # byte 20, byte[16] cookie, 10 name-lists, boolean first_kex_packet_follows,
-        # uint32 0 (reserved).
-        reader = Reader(payload, 17)
         if len(payload) < 17:
             raise ProtocolError("truncated KEXINIT", field="cookie")
-        names = (
-            "kex_algorithms",
-            "server_host_key_algorithms",
-            "encryption_algorithms_client_to_server",
-            "encryption_algorithms_server_to_client",
-            "mac_algorithms_client_to_server",
-            "mac_algorithms_server_to_client",
-            "compression_algorithms_client_to_server",
-            "compression_algorithms_server_to_client",
-            "languages_client_to_server",
-            "languages_server_to_client",
-        )
-        self.lists = [reader.name_list(name) for name in names]
-        self.first_kex_follows = reader.boolean("first_kex_packet_follows")
-        reader.uint32("reserved")
-        reader.end("KEXINIT")
+        self.lists, self.first_kex_follows = _read_kexinit(payload[17:])
         self.payload = payload
 
 
