@@ -37,6 +37,7 @@ from ptycore.transport import (
     verify_signature,
 )
 from ptycore.transport._kex import derive_key
+from ptycore.transport._transport import _Kexinit, _read_kexinit
 
 Events = list[TransportEvent]
 ALL_HOST_KEYS = ("ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256", "ecdsa-sha2-nistp256")
@@ -690,3 +691,17 @@ def test_both_sides_start_a_rekey_at_once(host_keys: list[HostKey]) -> None:
     assert [e.initial for e in of_type(client_events, KeyExchangeComplete)] == [False]
     assert [e.initial for e in of_type(server_events, KeyExchangeComplete)] == [False]
     assert of_type(client_events, PayloadReceived)[0].payload == b"\x5eduring"
+
+
+def test_only_kexinits_of_a_usual_size_are_kept_for_the_next_client() -> None:
+    """The parsed name-lists of a KEXINIT are kept for clients that send the same
+    one; a large KEXINIT is read but not kept (the cache holds 64)."""
+    usual = kexinit(("curve25519-sha256",))
+    large = kexinit(tuple(f"kex-{number:04}@example.com" for number in range(300)))
+    assert len(large) > 4096 + 17
+    _read_kexinit.cache_clear()
+    assert _Kexinit(usual).lists == _Kexinit(usual).lists
+    assert _read_kexinit.cache_info().currsize == 1
+    assert _read_kexinit.cache_info().hits == 1
+    assert len(_Kexinit(large).lists[0]) == 300
+    assert _read_kexinit.cache_info().currsize == 1

@@ -154,6 +154,10 @@ _KEXINIT_LISTS: Final = (
 )
 
 
+_KEXINIT_KEPT_SIZE: Final = 4096
+"""The largest KEXINIT body (after the cookie) that :func:`_read_kexinit` keeps."""
+
+
 @functools.lru_cache(maxsize=64)
 def _read_kexinit(body: bytes) -> tuple[tuple[tuple[str, ...], ...], bool]:
     """The name-lists and first_kex_packet_follows of a KEXINIT, from what follows its
@@ -178,7 +182,11 @@ class _Kexinit:
     def __init__(self, payload: bytes) -> None:
         if len(payload) < 17:
             raise ProtocolError("truncated KEXINIT", field="cookie")
-        self.lists, self.first_kex_follows = _read_kexinit(payload[17:])
+        body = payload[17:]
+        # Only KEXINITs of a usual size are kept (OpenSSH's is about 1.5 KiB): a
+        # client sending large ones must not make the cache hold 64 of them.
+        read = _read_kexinit if len(body) <= _KEXINIT_KEPT_SIZE else _read_kexinit.__wrapped__
+        self.lists, self.first_kex_follows = read(body)
         self.payload = payload
 
 
