@@ -22,7 +22,7 @@ import logging
 import math
 import secrets
 import socket
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -173,28 +173,24 @@ class _Server:
                 continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            tasks.start_soon(self.handle, sock, _address(address))
+            self.admit(sock, _address(address), tasks)
 
-    async def handle(self, sock: socket.socket, peer: str) -> None:
-        """Serve one accepted connection."""
-        with sock:
-            if self.should_drop():
+    def admit(self, sock: socket.socket, peer: str, tasks: anyio.abc.TaskGroup) -> None:
+        """Serve an accepted connection in a task of its own, or drop it at once
+        (no task for a connection past MaxStartups)."""
+        if self.should_drop():
+            with sock:
                 logger.warning("drop connection from %s past MaxStartups", peer)
                 with contextlib.suppress(OSError):
                     sock.send(MAX_STARTUPS_MESSAGE)  # a fresh socket takes 22 bytes
-                return
-            self.connections += 1
-            self.startups += 1
-            connection: _Connection | None = None
-            try:
-                connection = _Connection(self, sock, peer)
-                await connection.run()
-            except Exception:  # one connection's bug must not stop the listener
-                logger.exception("%s: connection failed", peer)
-            finally:
-                self.connections -= 1
-                if connection is None or not connection.authenticated:
-                    self.startups -= 1
+            return
+        try:
+            connection = _Connection(self, sock, peer)
+        except Exception:  # one connection's bug must not stop the listener
+            sock.close()
+            logger.exception("%s: connection failed", peer)
+            return
+        tasks.start_soon(connection.run)
 
 
 class _Connection:
@@ -223,6 +219,11 @@ class _Connection:
         self.core = ServerConnection(
             server.config, server.authenticator, server.host_keys, now=anyio.current_time()
         )
+        # Logged here rather than in run(): logging looks up its caller's frame, and
+        # a coroutine's frame object, once made, lives as long as the connection.
+        logger.info("connection from %s", peer)
+        server.connections += 1
+        server.startups += 1
         self.authenticated = False
         self.router: SessionRouter | None = None
         self._lost = False
@@ -235,53 +236,73 @@ class _Connection:
 
     async def run(self) -> None:
         """Serve until either side ends the connection or the server stops."""
-        logger.info("connection from %s", self.peer)
+        server = self.server
         try:
-            async with anyio.create_task_group() as tasks:
-                self._tasks = tasks
-                try:
-                    # Feed the core what the socket gives, a turn at a time (inline, not
-                    # a coroutine of its own: each frame of a waiting task stays in memory).
-                    await self._flush_now()  # our version line and KEXINIT
-                    while not self.core.closed and not self._lost and await self._turn():
-                        pass
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        await self._goodbye()
-                tasks.cancel_scope.cancel()
+            with self.sock:
+                async with anyio.create_task_group() as tasks:
+                    self._tasks = tasks
+                    try:
+                        # Feed the core what the socket gives, a read at a time. What
+                        # one read brought is handled in a frame of its own (nothing of
+                        # it stays referenced while the next read waits), and the read
+                        # is awaited right here: each frame of a waiting task stays in
+                        # memory.
+                        await self._flush_now()  # our version line and KEXINIT
+                        while (
+                            not self.core.closed
+                            and not self._lost
+                            and await self._process(await self._receive())
+                        ):
+                            pass
+                    finally:
+                        with anyio.CancelScope(shield=True):
+                            await self._goodbye()
+                    tasks.cancel_scope.cancel()
+        except Exception:  # one connection's bug must not stop the listener
+            logger.exception("%s: connection failed", self.peer)
         finally:
+            server.connections -= 1
+            if not self.authenticated:
+                server.startups -= 1
             if self.router is not None:
                 self.router.connection_lost()
             logger.info("connection from %s closed", self.peer)
 
     # -- reading ---------------------------------------------------------------------------
 
-    async def _turn(self) -> bool:
-        """One read and what follows from it; False once the connection is over.
+    def _receive(self) -> Coroutine[Any, Any, bytes | None]:
+        """The next read (:meth:`_receive_bytes`), ended early by the core's timer.
 
-        A frame of its own, so that nothing of one turn (the bytes, the events) stays
-        referenced while the next read waits. The core has one timer (login grace
-        time, keepalives, rekeying by time): the wait for the socket ends at its
-        deadline, which :meth:`_rearm` moves when the core changed it, so no task
-        per connection waits for it. With no timer the wait has no cancel scope
-        (about 600 bytes per idle connection on asyncio): the core's timer only
+        The core has one timer (login grace time, keepalives, rekeying by time): the
+        wait for the socket ends at its deadline, which :meth:`_rearm` moves when the
+        core changed it, so no task per connection waits for it. With no timer the
+        read is awaited as it is, without a cancel scope (about 600 bytes per idle
+        connection on asyncio) or a coroutine around it: the core's timer only
         appears in ``receive_data`` and ``handle_timer``, which this task calls.
         """
         deadline = self.core.get_timer()
-        if deadline is None:
+        return self._receive_bytes() if deadline is None else self._receive_until(deadline)
+
+    async def _receive_until(self, deadline: float) -> bytes | None:
+        """:meth:`_receive_bytes`, or None once ``deadline`` (moved by :meth:`_rearm`)
+        passed first."""
+        data = None
+        with anyio.CancelScope(deadline=deadline) as scope:
+            self._read_scope = scope
             data = await self._receive_bytes()
-        else:
-            with anyio.CancelScope(deadline=deadline) as scope:
-                self._read_scope = scope
-                data = await self._receive_bytes()
-            self._read_scope = None
-            if scope.cancelled_caught:
-                for event in self.core.handle_timer(anyio.current_time()):
-                    self._event(event)
-                await self.flush()
-                return True
+        self._read_scope = None
+        return data
+
+    async def _process(self, data: bytes | None) -> bool:
+        """What follows from one read (None: the timer went off, or the connection
+        is lost); False once the connection is over."""
         if data is None:
-            return False
+            if self._lost:
+                return False
+            for event in self.core.handle_timer(anyio.current_time()):
+                self._event(event)
+            await self.flush()
+            return True
         try:
             events = await self._feed(data)
         except ProtocolError as error:
