@@ -44,6 +44,7 @@ from ptycore.session import (
 )
 
 from ._session import EOF, Break, Data, Session, Signal, WindowChange
+from ._tasks import TaskStarter
 
 __all__ = ["Application", "ChannelCore", "SessionRouter"]
 
@@ -143,7 +144,7 @@ class SessionRouter:
         core: ChannelCore,
         *,
         app: Application,
-        task_group: anyio.abc.TaskGroup,
+        task_group: TaskStarter,
         flush: Callable[[], Awaitable[None]],
         flush_soon: Callable[[], None],
         username: str,
@@ -253,9 +254,7 @@ class SessionRouter:
             machine.reject(handle)
         if machine.program_started and not started:
             link.started = True
-            self._task_group.start_soon(
-                self._run, channel_id, session, name=f"ptycore session {channel_id}"
-            )
+            self._task_group.start_soon(self._run, channel_id, session, name="ptycore session")
 
     async def _run(self, channel_id: int, session: Session) -> None:
         try:

@@ -46,6 +46,7 @@ from ptycore.transport import HostKey
 from ptycore_common.tcp import acknowledge_short_read
 
 from ._channels import Application, SessionRouter
+from ._tasks import TaskGroup, create_task_group
 
 __all__ = ["ServerLimits", "serve"]
 
@@ -154,7 +155,7 @@ class _Server:
         probability = rate + (100 - rate) * (self.startups - start) / (full - start)
         return secrets.randbelow(100) < probability
 
-    async def accept(self, listener: socket.socket, tasks: anyio.abc.TaskGroup) -> None:
+    async def accept(self, listener: socket.socket, tasks: TaskGroup) -> None:
         """Accept connections on a listening socket, each served in its own task."""
         while True:
             await anyio.wait_readable(listener)
@@ -175,7 +176,7 @@ class _Server:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.admit(sock, _address(address), tasks)
 
-    def admit(self, sock: socket.socket, peer: str, tasks: anyio.abc.TaskGroup) -> None:
+    def admit(self, sock: socket.socket, peer: str, tasks: TaskGroup) -> None:
         """Serve an accepted connection in a task of its own, or drop it at once
         (no task for a connection past MaxStartups)."""
         if self.should_drop():
@@ -190,7 +191,7 @@ class _Server:
             sock.close()
             logger.exception("%s: connection failed", peer)
             return
-        tasks.start_soon(connection.run)
+        tasks.start_soon(connection.run, name="ptycore connection")
 
 
 class _Connection:
@@ -232,13 +233,13 @@ class _Connection:
         self._read_scope: anyio.CancelScope | None = None
         self._read_size = SMALL_READ_SIZE
         self._flush_scheduled = False
-        self._tasks: anyio.abc.TaskGroup | None = None
+        self._tasks: TaskGroup | None = None
 
     async def run(self) -> None:
         """Serve until either side ends the connection or the server stops."""
         server = self.server
         try:
-            async with anyio.create_task_group() as tasks:
+            async with create_task_group() as tasks:
                 self._tasks = tasks
                 try:
                     # Feed the core what the socket gives, a read at a time. What one
@@ -255,7 +256,7 @@ class _Connection:
                 finally:
                     with anyio.CancelScope(shield=True):
                         await self._goodbye()
-                tasks.cancel_scope.cancel()
+                tasks.cancel()
         except Exception:  # one connection's bug must not stop the listener
             logger.exception("%s: connection failed", self.peer)
         finally:
@@ -401,7 +402,7 @@ class _Connection:
         connections stay small."""
         if not self._flush_scheduled and self._tasks is not None:
             self._flush_scheduled = True
-            self._tasks.start_soon(self._flush_once)
+            self._tasks.start_soon(self._flush_once, name="ptycore flush")
 
     async def _flush_once(self) -> None:
         self._flush_scheduled = False
@@ -488,7 +489,7 @@ class _Connection:
         if self.router is not None:
             self.router.connection_lost()
         if self._tasks is not None:
-            self._tasks.cancel_scope.cancel()
+            self._tasks.cancel()
 
     # -- the timer ------------------------------------------------------------------------------
 
@@ -581,11 +582,10 @@ async def serve(
         ]
         for address, bound_port in bound:
             logger.info("listening on %s", _address((address, bound_port)))
-        async with anyio.create_task_group() as tasks:
+        async with create_task_group() as connections, anyio.create_task_group() as tasks:
             for each in listeners:
-                tasks.start_soon(
-                    server.accept, _attribute(each, anyio.abc.SocketAttribute.raw_socket), tasks
-                )
+                raw = _attribute(each, anyio.abc.SocketAttribute.raw_socket)
+                tasks.start_soon(server.accept, raw, connections)
             task_status.started(bound)
     finally:
         with anyio.CancelScope(shield=True):
