@@ -6,7 +6,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from ptycore_anyio._tasks import create_task_group
+from ptycore_anyio._tasks import Wakeup, create_task_group, create_wakeup
 
 pytestmark = pytest.mark.anyio
 
@@ -130,3 +130,33 @@ async def test_outer_cancellation_while_leaving_reaches_the_tasks() -> None:
                 tasks.start_soon(child)
                 await started.wait()
         assert outer.cancelled_caught
+
+
+async def test_wakeup_wakes_its_waiter_once_set() -> None:
+    woken: list[str] = []
+
+    async def waiter(wakeup: Wakeup) -> None:
+        await wakeup.wait()
+        woken.append("waiter")
+
+    with anyio.fail_after(WAIT):
+        wakeup = create_wakeup()
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(waiter, wakeup)
+            await anyio.sleep(0.01)
+            assert woken == []
+            wakeup.set()
+            wakeup.set()  # a second set does nothing
+        assert woken == ["waiter"]
+        already = create_wakeup()
+        already.set()
+        await already.wait()  # set before the wait: returns at once
+
+
+async def test_wakeup_wait_can_be_cancelled_and_set_after() -> None:
+    wakeup = create_wakeup()
+    with anyio.fail_after(WAIT):
+        with anyio.move_on_after(0.01) as scope:
+            await wakeup.wait()
+        assert scope.cancelled_caught
+        wakeup.set()  # the waiter is gone: nothing to wake, and no error

@@ -23,6 +23,8 @@ import anyio
 from ptycore.requests import PtyRequest, WindowSize
 from ptycore.session import ProgramRequest, ServerSession
 
+from ._tasks import Wakeup, create_wakeup
+
 __all__ = [
     "EOF",
     "Break",
@@ -158,7 +160,7 @@ class Session:
         # None while empty: an idle session keeps no queue (an empty deque is 760 bytes).
         self._inbox: collections.deque[InputEvent] | None = None
         self._inbox_bytes = 0
-        self._arrived: anyio.Event | None = None
+        self._arrived: Wakeup | None = None  # the receiver's, while it waits
         self._writable: anyio.Event | None = None
         self._undecided: Signal | Break | None = None
         self._receiving = False
@@ -223,7 +225,7 @@ class Session:
             while (inbox := self._inbox) is None:
                 if self.closed:
                     raise end
-                self._arrived = arrived = anyio.Event()
+                self._arrived = arrived = create_wakeup()
                 await arrived.wait()
         finally:
             self._receiving = False

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Protocol, TypeAlias
 
 import anyio
 
-__all__ = ["TaskGroup", "TaskStarter", "create_task_group"]
+__all__ = ["TaskGroup", "TaskStarter", "Wakeup", "create_task_group", "create_wakeup"]
 
 TaskFunction: TypeAlias = Callable[..., Coroutine[Any, Any, Any]]
 
@@ -62,12 +62,86 @@ class TaskGroup(Protocol):
         ...
 
 
+class Wakeup(Protocol):
+    """What one task waits on until another wakes it (:func:`create_wakeup`)."""
+
+    def set(self) -> None:
+        """Wake the waiting task (once; later calls do nothing)."""
+        ...
+
+    def wait(self) -> Awaitable[Any]:
+        """Wait until :meth:`set` was called."""
+        ...
+
+
 def create_task_group() -> TaskGroup:
     """A task group for the running backend."""
-    trio = sys.modules.get("trio")  # imported by any trio run; not imported here for asyncio
-    if trio is not None and trio.lowlevel.in_trio_run():
+    trio = _trio()
+    if trio is not None:
         return _TrioTaskGroup(trio.open_nursery(strict_exception_groups=True))
     return _AsyncioTaskGroup()
+
+
+def create_wakeup() -> Wakeup:
+    """A one-shot wake-up for a single waiting task, for the wait of an idle session.
+
+    An anyio Event on asyncio is an asyncio Event with a deque of waiters (760
+    bytes) and two coroutines around the wait; here it is one future, awaited
+    directly. On trio, the waiting task is parked and rescheduled (trio.lowlevel),
+    without an Event's set of waiters and anyio's wrapper around it.
+    """
+    trio = _trio()
+    if trio is not None:
+        return _TrioWakeup(trio.lowlevel)
+    return _FutureWakeup(asyncio.get_running_loop().create_future())
+
+
+def _trio() -> Any:
+    """The trio module if trio runs this code, else None (trio is not imported for
+    asyncio: a trio run has imported it already)."""
+    trio = sys.modules.get("trio")
+    return trio if trio is not None and trio.lowlevel.in_trio_run() else None
+
+
+class _TrioWakeup:
+    __slots__ = ("_lowlevel", "_task", "_woken")
+
+    def __init__(self, lowlevel: Any) -> None:
+        self._lowlevel = lowlevel
+        self._task: Any = None
+        self._woken = False
+
+    def set(self) -> None:
+        if not self._woken:
+            self._woken = True
+            if self._task is not None:
+                self._lowlevel.reschedule(self._task)
+                self._task = None
+
+    async def wait(self) -> None:
+        if self._woken:
+            await self._lowlevel.checkpoint()
+            return
+        self._task = self._lowlevel.current_task()
+        await self._lowlevel.wait_task_rescheduled(self._abort)
+
+    def _abort(self, _raise_cancel: object) -> Any:
+        self._task = None
+        return self._lowlevel.Abort.SUCCEEDED
+
+
+class _FutureWakeup:
+    __slots__ = ("_future",)
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self._future = future
+
+    def set(self) -> None:
+        if not self._future.done():  # a cancelled wait cancels the future
+            self._future.set_result(None)
+
+    def wait(self) -> Awaitable[None]:
+        return self._future
 
 
 class _TrioTaskGroup:
