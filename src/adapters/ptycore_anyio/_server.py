@@ -9,7 +9,8 @@ The sockets are used directly, non-blocking, with :func:`anyio.wait_readable` an
 stream is a transport and a protocol with a receive queue and two events, about
 4 KiB per idle connection, and each read goes through them and pauses and resumes
 the transport. Socket errors become "the connection is lost" in one place
-(:meth:`_Connection._receive_bytes` and :meth:`_Connection._send_buffers`); a
+(:meth:`_Connection._receive_bytes`, :meth:`_Connection._recv` and
+:meth:`_Connection._send_buffers`); a
 :class:`ptycore.ProtocolError` means the core queued a DISCONNECT: it is sent, and
 the connection closed.
 """
