@@ -1,12 +1,15 @@
-"""ptycore_anyio's task groups (the backend's own tasks, without anyio's task handles)
-behave as anyio's task groups do where the server relies on it, on asyncio and trio."""
+"""ptycore_anyio's task groups, wake-ups and socket waits (the backend's own means,
+lighter than anyio's) behave as anyio's do where the server relies on it, on
+asyncio and trio."""
 
 from __future__ import annotations
+
+import socket
 
 import anyio
 import pytest
 
-from ptycore_anyio._tasks import Wakeup, create_task_group, create_wakeup
+from ptycore_anyio._tasks import Wakeup, create_task_group, create_wakeup, readable_waiter
 
 pytestmark = pytest.mark.anyio
 
@@ -160,3 +163,17 @@ async def test_wakeup_wait_can_be_cancelled_and_set_after() -> None:
             await wakeup.wait()
         assert scope.cancelled_caught
         wakeup.set()  # the waiter is gone: nothing to wake, and no error
+
+
+async def test_readable_waiter_waits_for_data_and_can_be_cancelled() -> None:
+    wait_readable = readable_waiter()
+    left, right = socket.socketpair()
+    with left, right:
+        left.setblocking(False)
+        with anyio.fail_after(WAIT):
+            with anyio.move_on_after(0.01) as scope:
+                await wait_readable(left)  # nothing sent yet
+            assert scope.cancelled_caught
+            right.send(b"x")
+            await wait_readable(left)  # the cancelled wait left nothing behind
+            assert left.recv(1) == b"x"

@@ -47,7 +47,7 @@ from ptycore.transport import HostKey
 from ptycore_common.tcp import acknowledge_short_read
 
 from ._channels import Application, SessionRouter
-from ._tasks import TaskGroup, create_task_group
+from ._tasks import TaskGroup, create_task_group, readable_waiter
 
 __all__ = ["ServerLimits", "serve"]
 
@@ -206,6 +206,7 @@ class _Connection:
         "_send_done",
         "_sending",
         "_tasks",
+        "_wait_readable",
         "authenticated",
         "core",
         "peer",
@@ -235,6 +236,7 @@ class _Connection:
         self._read_size = SMALL_READ_SIZE
         self._flush_scheduled = False
         self._tasks: TaskGroup | None = None
+        self._wait_readable = readable_waiter()
 
     async def run(self) -> None:
         """Serve until either side ends the connection or the server stops."""
@@ -433,7 +435,7 @@ class _Connection:
         try:
             while data is None:
                 if wait:
-                    await anyio.wait_readable(sock)
+                    await self._wait_readable(sock)
                 wait = True
                 data = self._recv()
         except _BACKEND_ERRORS:
