@@ -44,6 +44,7 @@ from ptycore.session import (
 )
 
 from ._session import EOF, Break, Data, Session, Signal, WindowChange
+from ._tasks import TaskStarter
 
 __all__ = ["Application", "ChannelCore", "SessionRouter"]
 
@@ -144,7 +145,7 @@ class SessionRouter:
         core: ChannelCore,
         *,
         app: Application,
-        task_group: anyio.abc.TaskGroup,
+        task_group: TaskStarter,
         flush: Callable[[], Awaitable[None]],
         flush_soon: Callable[[], None],
         username: str,
@@ -256,9 +257,7 @@ class SessionRouter:
         if machine.program_started and not started:
             link.started = True
             self.running += 1
-            self._task_group.start_soon(
-                self._run, channel_id, session, name=f"ptycore session {channel_id}"
-            )
+            self._task_group.start_soon(self._run, channel_id, session, name="ptycore session")
 
     async def _run(self, channel_id: int, session: Session) -> None:
         try:

@@ -9,7 +9,8 @@ The sockets are used directly, non-blocking, with :func:`anyio.wait_readable` an
 stream is a transport and a protocol with a receive queue and two events, about
 4 KiB per idle connection, and each read goes through them and pauses and resumes
 the transport. Socket errors become "the connection is lost" in one place
-(:meth:`_Connection._receive_bytes` and :meth:`_Connection._send_buffers`); a
+(:meth:`_Connection._receive_bytes`, :meth:`_Connection._recv` and
+:meth:`_Connection._send_buffers`); a
 :class:`ptycore.ProtocolError` means the core queued a DISCONNECT: it is sent, and
 the connection closed.
 """
@@ -22,7 +23,7 @@ import logging
 import math
 import secrets
 import socket
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -46,6 +47,7 @@ from ptycore.transport import HostKey
 from ptycore_common.tcp import acknowledge_short_read
 
 from ._channels import Application, SessionRouter
+from ._tasks import TaskGroup, create_task_group, readable_waiter
 
 __all__ = ["ServerLimits", "serve"]
 
@@ -154,7 +156,7 @@ class _Server:
         probability = rate + (100 - rate) * (self.startups - start) / (full - start)
         return secrets.randbelow(100) < probability
 
-    async def accept(self, listener: socket.socket, tasks: anyio.abc.TaskGroup) -> None:
+    async def accept(self, listener: socket.socket, tasks: TaskGroup) -> None:
         """Accept connections on a listening socket, each served in its own task."""
         while True:
             await anyio.wait_readable(listener)
@@ -173,28 +175,24 @@ class _Server:
                 continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            tasks.start_soon(self.handle, sock, _address(address))
+            self.admit(sock, _address(address), tasks)
 
-    async def handle(self, sock: socket.socket, peer: str) -> None:
-        """Serve one accepted connection."""
-        with sock:
-            if self.should_drop():
+    def admit(self, sock: socket.socket, peer: str, tasks: TaskGroup) -> None:
+        """Serve an accepted connection in a task of its own, or drop it at once
+        (no task for a connection past MaxStartups)."""
+        if self.should_drop():
+            with sock:
                 logger.warning("drop connection from %s past MaxStartups", peer)
                 with contextlib.suppress(OSError):
                     sock.send(MAX_STARTUPS_MESSAGE)  # a fresh socket takes 22 bytes
-                return
-            self.connections += 1
-            self.startups += 1
-            connection: _Connection | None = None
-            try:
-                connection = _Connection(self, sock, peer)
-                await connection.run()
-            except Exception:  # one connection's bug must not stop the listener
-                logger.exception("%s: connection failed", peer)
-            finally:
-                self.connections -= 1
-                if connection is None or not connection.authenticated:
-                    self.startups -= 1
+            return
+        try:
+            connection = _Connection(self, sock, peer)
+        except Exception:  # one connection's bug must not stop the listener
+            sock.close()
+            logger.exception("%s: connection failed", peer)
+            return
+        tasks.start_soon(connection.run, name="ptycore connection")
 
 
 class _Connection:
@@ -209,6 +207,7 @@ class _Connection:
         "_send_done",
         "_sending",
         "_tasks",
+        "_wait_readable",
         "authenticated",
         "core",
         "peer",
@@ -224,6 +223,11 @@ class _Connection:
         self.core = ServerConnection(
             server.config, server.authenticator, server.host_keys, now=anyio.current_time()
         )
+        # Logged here rather than in run(): logging looks up its caller's frame, and
+        # a coroutine's frame object, once made, lives as long as the connection.
+        logger.info("connection from %s", peer)
+        server.connections += 1
+        server.startups += 1
         self.authenticated = False
         self.router: SessionRouter | None = None
         self._lost = False
@@ -233,20 +237,27 @@ class _Connection:
         self._read_size = SMALL_READ_SIZE
         self._flush_scheduled = False
         self._flushers = 0  # _flush_once tasks started and not yet done
-        self._tasks: anyio.abc.TaskGroup | None = None
+        self._tasks: TaskGroup | None = None
+        self._wait_readable = readable_waiter()
 
     async def run(self) -> None:
         """Serve until either side ends the connection or the server stops."""
-        logger.info("connection from %s", self.peer)
+        server = self.server
         try:
-            async with anyio.create_task_group() as tasks:
+            async with create_task_group() as tasks:
                 self._tasks = tasks
                 try:
-                    # Feed the core what the socket gives, a turn at a time (inline, not
-                    # a coroutine of its own: each frame of a waiting task stays in memory).
+                    # Feed the core what the socket gives, a read at a time. What one
+                    # read brought is handled in a frame of its own (nothing of it
+                    # stays referenced while the next read waits), and the read is
+                    # awaited right here: each frame of a waiting task stays in memory.
                     await self._flush_now()  # our version line and KEXINIT
                     await self._log_in()
-                    while not self.core.closed and not self._lost and await self._turn():
+                    while (
+                        not self.core.closed
+                        and not self._lost
+                        and await self._process(await self._receive())
+                    ):
                         pass
                 finally:
                     with anyio.CancelScope(shield=True):
@@ -255,17 +266,24 @@ class _Connection:
                     # Applications that outlive their channel, or a flush stuck on a
                     # client that stopped reading. Only then: a cancel is not free
                     # (anyio names the cancelling task, with its repr, each time).
-                    tasks.cancel_scope.cancel()
+                    tasks.cancel()
+        except Exception:  # one connection's bug must not stop the listener
+            logger.exception("%s: connection failed", self.peer)
         finally:
+            # Closed here rather than with a ``with``: its bound __exit__ would be
+            # kept on the waiting coroutine's stack.
+            self.sock.close()
+            server.connections -= 1
+            if not self.authenticated:
+                server.startups -= 1
             if self.router is not None:
                 self.router.connection_lost()
-            self.sock.close()  # before the log line says so (handle's ``with`` is a no-op then)
             logger.info("connection from %s closed", self.peer)
 
     # -- reading ---------------------------------------------------------------------------
 
     async def _log_in(self) -> None:
-        """The turns before the login, under one cancel scope for the login grace time.
+        """The reads before the login, under one cancel scope for the login grace time.
 
         Before the login the core's one timer is that deadline (sshd ``LoginGraceTime``),
         so one scope serves every read of the handshake instead of one per read (on
@@ -278,14 +296,14 @@ class _Connection:
         while self.router is None and not self.core.closed and not self._lost:
             deadline = self.core.get_timer()
             if deadline is None:
-                return  # no grace time (AuthConfig.login_grace_time 0): plain turns
+                return  # no grace time (AuthConfig.login_grace_time 0): plain reads
             with anyio.CancelScope(deadline=deadline) as scope:
                 self._read_scope = scope
                 while (
                     self.router is None
                     and not self.core.closed
                     and not self._lost
-                    and await self._turn()
+                    and await self._process(await self._receive_bytes())
                 ):
                     pass
             self._read_scope = None
@@ -297,30 +315,37 @@ class _Connection:
             self._event(event)
         await self.flush()
 
-    async def _turn(self) -> bool:
-        """One read and what follows from it; False once the connection is over.
+    def _receive(self) -> Coroutine[Any, Any, bytes | None]:
+        """The next read (:meth:`_receive_bytes`), ended early by the core's timer.
 
-        A frame of its own, so that nothing of one turn (the bytes, the events) stays
-        referenced while the next read waits. The core has one timer (login grace
-        time, keepalives, rekeying by time): the wait for the socket ends at its
-        deadline, which :meth:`_rearm` moves when the core changed it, so no task
-        per connection waits for it. With no timer the wait has no cancel scope
-        (about 600 bytes per idle connection on asyncio): the core's timer only
+        The core has one timer (login grace time, keepalives, rekeying by time): the
+        wait for the socket ends at its deadline, which :meth:`_rearm` moves when the
+        core changed it, so no task per connection waits for it. With no timer the
+        read is awaited as it is, without a cancel scope (about 600 bytes per idle
+        connection on asyncio) or a coroutine around it: the core's timer only
         appears in ``receive_data`` and ``handle_timer``, which this task calls.
         """
         deadline = self.core.get_timer()
-        if deadline is None or self._read_scope is not None:  # none, or _log_in's scope
+        return self._receive_bytes() if deadline is None else self._receive_until(deadline)
+
+    async def _receive_until(self, deadline: float) -> bytes | None:
+        """:meth:`_receive_bytes`, or None once ``deadline`` (moved by :meth:`_rearm`)
+        passed first."""
+        data = None
+        with anyio.CancelScope(deadline=deadline) as scope:
+            self._read_scope = scope
             data = await self._receive_bytes()
-        else:
-            with anyio.CancelScope(deadline=deadline) as scope:
-                self._read_scope = scope
-                data = await self._receive_bytes()
-            self._read_scope = None
-            if scope.cancelled_caught:
-                await self._timer_fired()
-                return True
+        self._read_scope = None
+        return data
+
+    async def _process(self, data: bytes | None) -> bool:
+        """What follows from one read (None: the timer went off, or the connection
+        is lost); False once the connection is over."""
         if data is None:
-            return False
+            if self._lost:
+                return False
+            await self._timer_fired()
+            return True
         try:
             events = await self._feed(data)
         except ProtocolError as error:
@@ -432,7 +457,7 @@ class _Connection:
         if not self._flush_scheduled and self._tasks is not None:
             self._flush_scheduled = True
             self._flushers += 1
-            self._tasks.start_soon(self._flush_once)
+            self._tasks.start_soon(self._flush_once, name="ptycore flush")
 
     async def _flush_once(self) -> None:
         self._flush_scheduled = False
@@ -466,17 +491,31 @@ class _Connection:
         try:
             while data is None:
                 if wait:
-                    await anyio.wait_readable(sock)
+                    await self._wait_readable(sock)
                 wait = True
-                with contextlib.suppress(BlockingIOError, InterruptedError):
-                    data = sock.recv(self._read_size)
-            self._read_size = READ_SIZE if len(data) >= SMALL_READ_SIZE else SMALL_READ_SIZE
+                data = self._recv()
         except _BACKEND_ERRORS:
             data = b""
         if not data:
             self._lose()
             return None
+        self._read_size = READ_SIZE if len(data) >= SMALL_READ_SIZE else SMALL_READ_SIZE
         return data
+
+    def _recv(self) -> bytes | None:
+        """One read that does not wait: the bytes (empty once the socket is closed
+        or broken), or None if there are none yet.
+
+        Not inline in :meth:`_receive_bytes`: an exception that passes through a
+        coroutine makes its frame an object, kept as long as the coroutine (about
+        200 bytes per idle connection for the BlockingIOError of an empty socket).
+        """
+        try:
+            return self.sock.recv(self._read_size)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except _BACKEND_ERRORS:
+            return b""
 
     async def _send_buffers(self, buffers: list[bytes]) -> None:
         """Send all of ``buffers``, in order, waiting while the socket's buffer is full.
@@ -509,7 +548,7 @@ class _Connection:
         if self.router is not None:
             self.router.connection_lost()
         if self._tasks is not None:
-            self._tasks.cancel_scope.cancel()
+            self._tasks.cancel()
 
     # -- the timer ------------------------------------------------------------------------------
 
@@ -610,11 +649,10 @@ async def serve(
         ]
         for address, bound_port in bound:
             logger.info("listening on %s", _address((address, bound_port)))
-        async with anyio.create_task_group() as tasks:
+        async with create_task_group() as connections, anyio.create_task_group() as tasks:
             for each in listeners:
-                tasks.start_soon(
-                    server.accept, _attribute(each, anyio.abc.SocketAttribute.raw_socket), tasks
-                )
+                raw = _attribute(each, anyio.abc.SocketAttribute.raw_socket)
+                tasks.start_soon(server.accept, raw, connections)
             task_status.started(bound)
     finally:
         with anyio.CancelScope(shield=True):

@@ -83,6 +83,7 @@ class NoCipher:
 
 _ZEROS64: Final = bytes(64)
 _COUNTER0: Final = bytes(8)
+_NONCE0: Final = bytes(16)
 
 
 class ChaCha20Poly1305:
@@ -105,8 +106,10 @@ class ChaCha20Poly1305:
     def __init__(self, key: bytes) -> None:
         # One keystream context per key, moved to each packet's nonce with
         # reset_nonce: making a context costs several times more than the reset.
-        self._main = Cipher(algorithms.ChaCha20(key[:32], bytes(16)), None).encryptor()
-        self._header = Cipher(algorithms.ChaCha20(key[32:64], bytes(16)), None).encryptor()
+        # The first nonce is one shared constant: each context keeps the one it was
+        # made with (four contexts per connection).
+        self._main = Cipher(algorithms.ChaCha20(key[:32], _NONCE0), None).encryptor()
+        self._header = Cipher(algorithms.ChaCha20(key[32:64], _NONCE0), None).encryptor()
 
     def encrypt(self, seq: int, header: bytes, body: bytes) -> tuple[bytes, ...]:
         nonce = _COUNTER0 + _UINT64.pack(seq)
