@@ -12,11 +12,11 @@ the backend's own tasks: on trio it is a trio nursery (what anyio's task group
 wraps there); on asyncio, plain tasks, each inside an anyio cancel scope of its
 own (or, for a task that opens a group of its own before anything else, that
 group's body: :meth:`TaskGroup.start_group_task`), and the body of the ``async
-with`` inside one more. Cancelling the group is
-anyio's cancellation, so shields inside the tasks hold it off. As with anyio's:
-leaving the ``async with`` waits for every task; a task that raises cancels the
-group and its exception leaves the ``async with`` in an exception group; a host
-cancelled from outside cancels the tasks and still waits for them.
+with`` inside one more. Cancelling the group is anyio's cancellation, so shields
+inside the tasks hold it off. As with anyio's: leaving the ``async with`` waits
+for every task; a task that raises cancels the group and its exception leaves the
+``async with`` in an exception group; a host cancelled from outside cancels the
+tasks and still waits for them.
 
 For the same reason, what those two tasks wait on while the session is idle uses
 the backend's own means too: :func:`create_wakeup` for the application's wait for
