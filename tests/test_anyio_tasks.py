@@ -9,7 +9,13 @@ import socket
 import anyio
 import pytest
 
-from ptycore_anyio._tasks import Wakeup, create_task_group, create_wakeup, readable_waiter
+from ptycore_anyio._tasks import (
+    TaskGroup,
+    Wakeup,
+    create_task_group,
+    create_wakeup,
+    readable_waiter,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -177,3 +183,28 @@ async def test_readable_waiter_waits_for_data_and_can_be_cancelled() -> None:
             right.send(b"x")
             await wait_readable(left)  # the cancelled wait left nothing behind
             assert left.recv(1) == b"x"
+
+
+async def test_group_task_is_cancelled_through_its_own_group() -> None:
+    cleaned: list[str] = []
+    started = anyio.Event()
+
+    async def child(parent: TaskGroup) -> None:
+        async with create_task_group(parent=parent) as tasks:
+            tasks.start_soon(anyio.sleep_forever)
+            try:
+                started.set()
+                await anyio.sleep_forever()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await anyio.sleep(0.01)
+                    cleaned.append("child")
+
+    with anyio.fail_after(WAIT):
+        with anyio.CancelScope() as outer:
+            async with create_task_group() as parent:
+                parent.start_group_task(child, parent)
+                await started.wait()
+                outer.cancel()
+        assert outer.cancelled_caught
+    assert cleaned == ["child"]

@@ -1,4 +1,5 @@
-"""FileCache: a file's parse is reused only while the file cannot have changed."""
+"""ptycore_common.credentials: read_lines reads the whole file up to the 1 MiB cap, no
+more; FileCache reuses a file's parse only while the file cannot have changed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from ptycore_common.credentials import RACY_SECONDS, CredentialsFileError, FileCache, read_lines
+from ptycore_common.credentials import (
+    MAX_FILE_SIZE,
+    RACY_SECONDS,
+    CredentialsFileError,
+    FileCache,
+    read_lines,
+)
 
 OLD = 1_000_000_000  # 2001
 
@@ -89,3 +96,24 @@ def test_a_vanished_file_raises_every_time_and_a_new_one_is_read(tmp_path: Path)
             cache.get()
     write(path, b"one\n")  # same size and times, another file
     assert cache.get() == [b"one"]
+
+
+def test_reads_every_line_of_a_small_file(tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    path.write_bytes(b"one\ntwo\n\nthree")
+    assert read_lines(path, "authorized keys file") == [b"one", b"two", b"", b"three"]
+
+
+def test_cap_is_exact(tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    path.write_bytes(b"x" * (MAX_FILE_SIZE - 1) + b"\n")
+    assert read_lines(path, "authorized keys file") == [b"x" * (MAX_FILE_SIZE - 1)]
+    path.write_bytes(b"x" * (MAX_FILE_SIZE + 1))
+    with pytest.raises(CredentialsFileError, match="larger than 1 MiB"):
+        read_lines(path, "authorized keys file")
+
+
+def test_empty_file_has_no_lines(tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    path.write_bytes(b"")
+    assert read_lines(path, "authorized keys file") == []

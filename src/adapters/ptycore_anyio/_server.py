@@ -192,7 +192,7 @@ class _Server:
             sock.close()
             logger.exception("%s: connection failed", peer)
             return
-        tasks.start_soon(connection.run, name="ptycore connection")
+        tasks.start_group_task(connection.run, tasks, name="ptycore connection")
 
 
 class _Connection:
@@ -240,11 +240,12 @@ class _Connection:
         self._tasks: TaskGroup | None = None
         self._wait_readable = readable_waiter()
 
-    async def run(self) -> None:
+    async def run(self, server_tasks: TaskGroup) -> None:
         """Serve until either side ends the connection or the server stops."""
         server = self.server
         try:
-            async with create_task_group() as tasks:
+            # The body of this group is the task's cancel scope for the server's group.
+            async with create_task_group(parent=server_tasks) as tasks:
                 self._tasks = tasks
                 try:
                     # Feed the core what the socket gives, a read at a time. What one

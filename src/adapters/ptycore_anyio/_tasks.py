@@ -10,11 +10,13 @@ on either backend, 12 KiB without the handles).
 :class:`TaskGroup` keeps what the server relies on from anyio's task groups, with
 the backend's own tasks: on trio it is a trio nursery (what anyio's task group
 wraps there); on asyncio, plain tasks, each inside an anyio cancel scope of its
-own, and the body of the ``async with`` inside one more. Cancelling the group is
-anyio's cancellation, so shields inside the tasks hold it off. As with anyio's:
-leaving the ``async with`` waits for every task; a task that raises cancels the
-group and its exception leaves the ``async with`` in an exception group; a host
-cancelled from outside cancels the tasks and still waits for them.
+own (or, for a task that opens a group of its own before anything else, that
+group's body: :meth:`TaskGroup.start_group_task`), and the body of the ``async
+with`` inside one more. Cancelling the group is anyio's cancellation, so shields
+inside the tasks hold it off. As with anyio's: leaving the ``async with`` waits
+for every task; a task that raises cancels the group and its exception leaves the
+``async with`` in an exception group; a host cancelled from outside cancels the
+tasks and still waits for them.
 
 For the same reason, what those two tasks wait on while the session is idle uses
 the backend's own means too: :func:`create_wakeup` for the application's wait for
@@ -73,6 +75,13 @@ class TaskGroup(Protocol):
         """Cancel the body of the ``async with`` and every task of the group."""
         ...
 
+    def start_group_task(self, func: TaskFunction, *args: object, name: object = None) -> None:
+        """Run ``func(*args)`` in a new task of the group; ``func`` opens a task group
+        with ``create_task_group(parent=self)`` before it awaits anything, and that
+        group's body is what the group cancels (no cancel scope of its own per task:
+        one per connection saved)."""
+        ...
+
 
 class Wakeup(Protocol):
     """What one task waits on until another wakes it (:func:`create_wakeup`)."""
@@ -86,12 +95,13 @@ class Wakeup(Protocol):
         ...
 
 
-def create_task_group() -> TaskGroup:
-    """A task group for the running backend."""
+def create_task_group(*, parent: TaskGroup | None = None) -> TaskGroup:
+    """A task group for the running backend; ``parent``: the group that started this
+    task with :meth:`TaskGroup.start_group_task`."""
     trio = _trio()
-    if trio is not None:
+    if trio is not None:  # a nursery inside a nursery's task is cancelled with it
         return _TrioTaskGroup(trio.open_nursery(strict_exception_groups=True))
-    return _AsyncioTaskGroup()
+    return _AsyncioTaskGroup(parent if isinstance(parent, _AsyncioTaskGroup) else None)
 
 
 def create_wakeup() -> Wakeup:
@@ -213,14 +223,26 @@ class _TrioTaskGroup:
     def start_soon(self, func: TaskFunction, *args: object, name: object = None) -> None:
         self._nursery.start_soon(func, *args, name=name)
 
+    start_group_task = start_soon
+
     def cancel(self) -> None:
         self._nursery.cancel_scope.cancel()
 
 
 class _AsyncioTaskGroup:
-    __slots__ = ("_active", "_cancelled", "_done", "_errors", "_running", "_scope", "_scopes")
+    __slots__ = (
+        "_active",
+        "_cancelled",
+        "_done",
+        "_errors",
+        "_parent",
+        "_running",
+        "_scope",
+        "_scopes",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, parent: _AsyncioTaskGroup | None) -> None:
+        self._parent = parent
         self._scope = anyio.CancelScope()
         self._scopes: set[anyio.CancelScope] = set()
         self._running = 0
@@ -232,6 +254,8 @@ class _AsyncioTaskGroup:
     async def __aenter__(self) -> _AsyncioTaskGroup:
         self._scope.__enter__()
         self._active = True
+        if self._parent is not None:  # this task's cancel scope, for the parent
+            self._parent._adopt(self._scope)
         return self
 
     async def __aexit__(
@@ -254,6 +278,8 @@ class _AsyncioTaskGroup:
                     await self._wait()
                 pending = pending or cancelled
         self._active = False
+        if self._parent is not None:
+            self._parent._scopes.discard(self._scope)
         swallowed = self._scope.__exit__(
             None if pending is None else type(pending),
             pending,
@@ -275,13 +301,22 @@ class _AsyncioTaskGroup:
         self._done = None
 
     def start_soon(self, func: TaskFunction, *args: object, name: object = None) -> None:
+        self.start_group_task(self._run, func, args, name=name)
+
+    def start_group_task(self, func: TaskFunction, *args: object, name: object = None) -> None:
         if not self._active:
             raise RuntimeError("This task group is not active; no new tasks can be started.")
         task = asyncio.get_running_loop().create_task(
-            self._run(func, args), name=None if name is None else str(name)
+            func(*args), name=None if name is None else str(name)
         )
         self._running += 1
         task.add_done_callback(self._finished)
+
+    def _adopt(self, scope: anyio.CancelScope) -> None:
+        """Cancel ``scope`` with the tasks (now, if they already are)."""
+        if self._cancelled:
+            scope.cancel()
+        self._scopes.add(scope)
 
     def cancel(self) -> None:
         self._cancelled = True
@@ -291,9 +326,7 @@ class _AsyncioTaskGroup:
 
     async def _run(self, func: TaskFunction, args: tuple[object, ...]) -> None:
         with anyio.CancelScope() as scope:
-            if self._cancelled:  # started after the group was cancelled
-                scope.cancel()
-            self._scopes.add(scope)
+            self._adopt(scope)
             try:
                 await func(*args)
             finally:
