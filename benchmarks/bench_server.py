@@ -73,8 +73,6 @@ MACS = "hmac-sha2-256-etm@openssh.com,hmac-sha2-256"
 """For aes128-ctr: encrypt-then-MAC where the server has it, plain HMAC for Conch."""
 KEX = "curve25519-sha256"
 """Every server does the same key exchange (sshd would pick sntrup761x25519)."""
-KEY_TYPES = ("ed25519", "ecdsa")
-"""Host and client key types (``ssh-keygen -t``); every server gets the same keys."""
 STALL_MS = 40.0
 """A run this long waited for a delayed ACK (Linux's minimum delayed-ACK timer)."""
 WAVE = 8
@@ -95,7 +93,6 @@ class Settings:
     sessions: int
     ciphers: tuple[str, ...]
     kex: str | None
-    keys: str
     figures: tuple[str, ...]
     servers: tuple[str, ...]
 
@@ -886,10 +883,10 @@ def trio_goals(data: dict[str, Any]) -> list[tuple[bool, str]]:
 # ---------------------------------------------------------------------------- main
 
 
-def make_keys(directory: Path, key_type: str) -> Keys:
+def make_keys(directory: Path) -> Keys:
     for name in ("client", "host"):
         subprocess.run(
-            ["ssh-keygen", "-q", "-t", key_type, "-N", "", "-C", f"bench-{name}",
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"bench-{name}",
              "-f", str(directory / name)],
             check=True, timeout=30,
         )  # fmt: skip
@@ -953,12 +950,6 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Settings, argparse.Namespace
         "--kex", default=KEX,
         help=f"key exchange every client asks for ({KEX}); 'default' for ssh's own list",
     )  # fmt: skip
-    parser.add_argument(
-        "--keys", choices=KEY_TYPES, default=KEY_TYPES[0],
-        help="type of the host and client keys (ed25519; ecdsa is P-256). OpenSSH's ssh "
-        "signs and verifies Ed25519 in its own C code, ECDSA with OpenSSL: about 6 ms less "
-        "client CPU per connection here",
-    )  # fmt: skip
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
     options = parser.parse_args(argv)
     names = [part for item in options.only for part in item.split(",") if part]
@@ -975,7 +966,6 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Settings, argparse.Namespace
         sessions=options.sessions or (16 if quick else 100),
         ciphers=tuple(options.cipher or CIPHERS),
         kex=None if options.kex == "default" else options.kex,
-        keys=options.keys,
         figures=tuple(n for n in FIGURES if n in names) or FIGURES,
         servers=tuple(n for n in SERVERS if n in names) or SERVERS,
     )
@@ -1059,15 +1049,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-server-") as temporary:
         directory = Path(temporary)
-        keys = make_keys(directory, settings.keys)
+        keys = make_keys(directory)
         measure(settings, keys, directory, results, log)
     info = results["machine"]
     print(
         f"{info['date']}; {info['cpus']} CPUs ({info['cpu']}); Python {info['python']}; "
         f"{info['openssh']}; ptycore {info['ptycore']}, anyio {info['anyio']}, trio "
         f"{info['trio']}, Twisted {info['twisted']}, AsyncSSH {info['asyncssh']}; kex "
-        f"{settings.kex or 'ssh default'}, {settings.keys} keys; "
-        f"{time.monotonic() - started:.0f} s"
+        f"{settings.kex or 'ssh default'}, ed25519 keys; {time.monotonic() - started:.0f} s"
     )
     for name, reason in results["skipped"].items():
         print(f"{name}: skipped: {reason.splitlines()[0]}")
