@@ -613,6 +613,10 @@ async def serve(
     ``config.connection.auto_consume`` is always turned off: a channel's window
     reopens as its application calls :meth:`Session.receive`, so a slow
     application slows its client down and holds at most one window of input.
+
+    Raises :class:`ValueError`, before listening, when no host key makes any of
+    ``config.transport.host_key_algorithms`` (an ECDSA key alone, with the
+    defaults, which leave out ``ecdsa-sha2-nistp256``).
     """
     if not host_keys:
         raise ValueError("serve needs at least one host key")
