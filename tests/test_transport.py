@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import paramiko
 import pytest
 from asyncssh.kex import Kex
-from cryptography.hazmat.primitives.asymmetric import x25519
+from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -705,3 +705,10 @@ def test_only_kexinits_of_a_usual_size_are_kept_for_the_next_client() -> None:
     assert _read_kexinit.cache_info().hits == 1
     assert len(_Kexinit(large).lists[0]) == 300
     assert _read_kexinit.cache_info().currsize == 1
+
+
+def test_an_ecdsa_key_on_another_curve_is_refused_by_name() -> None:
+    with pytest.raises(
+        ValueError, match=r"ECDSA on secp384r1 is not supported, only on secp256r1"
+    ):
+        HostKey(ec.generate_private_key(ec.SECP384R1()))
