@@ -154,8 +154,7 @@ class HostKey:
             blob += encode_string(point)
         elif isinstance(private_key, ec.EllipticCurvePrivateKey):
             raise ValueError(
-                f"ECDSA on {private_key.curve.name} is not supported, only on secp256r1 "
-                "(nistp256)"
+                f"ECDSA on {private_key.curve.name} is not supported, only on secp256r1 (nistp256)"
             )
         else:
             raise ValueError(f"unsupported key: {type(private_key).__name__}")
