@@ -152,7 +152,7 @@ async def test_wakeup_wakes_its_waiter_once_set() -> None:
         wakeup = create_wakeup()
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(waiter, wakeup)
-            await anyio.sleep(0.01)
+            await anyio.wait_all_tasks_blocked()  # the waiter is parked in wait()
             assert woken == []
             wakeup.set()
             wakeup.set()  # a second set does nothing
