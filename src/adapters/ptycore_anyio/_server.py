@@ -2,13 +2,15 @@
 
 One code path for asyncio and trio, in the style of mqttproto and anycorn: anyio
 TCP listeners, one task per connection that feeds the core what the socket gives,
-sends what the core queued, and arms the core's one timer on anyio's clock.
+sends what the core queued, and arms the core's one timer on anyio's clock. What an
+idle session keeps (its two tasks, their waits for the socket and for input) comes
+from :mod:`._tasks`, which uses each backend's own means where anyio's cost more
+memory per task.
 
-The sockets are used directly, non-blocking, with :func:`anyio.wait_readable` and
-:func:`anyio.wait_writable`, rather than as anyio socket streams: on asyncio a
-stream is a transport and a protocol with a receive queue and two events, about
-4 KiB per idle connection, and each read goes through them and pauses and resumes
-the transport. Socket errors become "the connection is lost" in one place
+The sockets are used directly, non-blocking, rather than as anyio socket streams:
+on asyncio a stream is a transport and a protocol with a receive queue and two
+events, about 4 KiB per idle connection, and each read goes through them and pauses
+and resumes the transport. Socket errors become "the connection is lost" in one place
 (:meth:`_Connection._receive_bytes`, :meth:`_Connection._recv` and
 :meth:`_Connection._send_buffers`); a
 :class:`ptycore.ProtocolError` means the core queued a DISCONNECT: it is sent, and

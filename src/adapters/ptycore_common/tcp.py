@@ -4,7 +4,8 @@ The OpenSSH client keeps Nagle's algorithm on (TCP_NODELAY only for interactive
 sessions, ``ssh.c`` ``ssh_session2_setup``), so during key exchange and
 authentication its next small packet waits for our ACK of the last one, which Linux
 delays by up to 40 ms when we have nothing to send back. tcp(7) ``TCP_QUICKACK``
-acknowledges at once; it is not permanent, so it is set again after every short read.
+acknowledges at once; it is not permanent, so the servers set it again after each
+short read they answer with nothing (an answer carries the ACK).
 """
 
 from __future__ import annotations
