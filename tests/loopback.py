@@ -11,7 +11,11 @@ Every wait has a timeout, so a broken client cannot hang the suite.
 from __future__ import annotations
 
 import base64
+import functools
+import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 import traceback
@@ -22,6 +26,7 @@ from typing import Any
 
 import asyncssh
 import paramiko
+import pytest
 
 from ptycore import ProtocolError
 from ptycore._endpoint import ConnectionClosed
@@ -36,7 +41,7 @@ from ptycore.connection import (
 from ptycore.requests import ExecRequest, ShellRequest
 from ptycore.server import ServerConfig, ServerConnection
 from ptycore.session import RequestReceived
-from ptycore.transport import HostKey, KeyExchangeComplete
+from ptycore.transport import HostKey, KeyExchangeComplete, TransportConfig
 
 TIMEOUT = 20.0
 
@@ -318,6 +323,50 @@ async def asyncssh_resize(conn: asyncssh.SSHClientConnection) -> tuple[str, str]
         second = await process.stdout.readline()
     await process.wait()
     return str(first), str(second)
+
+
+MLKEM_KEX = "mlkem768x25519-sha256"
+
+MLKEM_CLIENT_VARIABLE = "PTYCORE_TEST_SSH_MLKEM"
+"""Environment variable naming an OpenSSH client that offers :data:`MLKEM_KEX`;
+``.ci/fetch-openssh-mlkem`` finds or fetches one and CI sets it."""
+
+
+@functools.cache
+def mlkem_openssh() -> str | None:
+    """An OpenSSH client (9.9 or later) that offers ML-KEM, or None.
+
+    OpenSSH 9.9 added ``mlkem768x25519-sha256`` and 10.0 made it its first key
+    exchange, so every recent client negotiates it with ptycore. Debian 12's
+    ``ssh`` is 9.2: then ``$PTYCORE_TEST_SSH_MLKEM``, which CI points at Debian's
+    backported OpenSSH 10 client. None also when ``cryptography`` lacks ML-KEM.
+    """
+    if MLKEM_KEX not in TransportConfig().kex_algorithms:
+        return None
+    for candidate in (os.environ.get(MLKEM_CLIENT_VARIABLE), shutil.which("ssh")):
+        if not candidate:
+            continue
+        try:
+            offered = subprocess.run(
+                [candidate, "-Q", "kex"],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+            ).stdout.split()
+        except OSError:
+            continue
+        if MLKEM_KEX in offered:
+            return candidate
+    return None
+
+
+def needs_mlkem_openssh() -> pytest.MarkDecorator:
+    """Skip marker for tests that need :func:`mlkem_openssh`."""
+    return pytest.mark.skipif(
+        mlkem_openssh() is None,
+        reason=f"no OpenSSH 9.9+ client: set {MLKEM_CLIENT_VARIABLE} (.ci/fetch-openssh-mlkem)",
+    )
 
 
 def ssh_options(port: int, log_level: str = "ERROR") -> list[str]:

@@ -26,7 +26,7 @@ import bcrypt
 import paramiko
 import pytest
 
-from loopback import asyncssh_resize
+from loopback import MLKEM_KEX, asyncssh_resize, mlkem_openssh, needs_mlkem_openssh
 from ptycore.auth import AuthConfig
 from ptycore.client import ClientConfig, ClientConnection
 from ptycore.connection import ChannelClosed, ChannelDataReceived, ChannelOpened, ConnectionConfig
@@ -140,10 +140,14 @@ async def running(
 
 
 def ssh_command(
-    server: Running, *options: str, command: str | None, host: str = "127.0.0.1"
+    server: Running,
+    *options: str,
+    command: str | None,
+    host: str = "127.0.0.1",
+    client: str = "ssh",
 ) -> list[str]:
     return [
-        "ssh",
+        client,
         "-p",
         str(server.port),
         "-i",
@@ -172,12 +176,13 @@ async def ssh(
     command: str | None = None,
     stdin: bytes = b"",
     host: str = "127.0.0.1",
+    client: str = "ssh",
 ) -> subprocess.CompletedProcess[bytes]:
     """Run the OpenSSH client to the end (TERM set, for -tt)."""
     env = dict(os.environ, TERM="xterm-256color")
     with anyio.fail_after(WAIT):
         return await anyio.run_process(
-            ssh_command(server, *options, command=command, host=host),
+            ssh_command(server, *options, command=command, host=host, client=client),
             input=stdin,
             check=False,
             env=env,
@@ -851,3 +856,24 @@ async def test_openssh_rekeys_in_the_middle_of_a_transfer(keys: Keys, cipher: st
         done = await ssh(server, "-T", "-c", cipher, "-o", "RekeyLimit=1M", stdin=data)
     assert done.returncode == 0, done.stderr
     assert hashlib.sha256(done.stdout).digest() == hashlib.sha256(data).digest()
+
+
+@needs_mlkem_openssh()
+async def test_openssh_10_with_its_own_defaults_rekeys_with_ml_kem(keys: Keys) -> None:
+    """OpenSSH 10 as it comes picks ML-KEM (``mlkem768x25519-sha256``) first: a PTY
+    session, then 4 MiB each way with a new ML-KEM key exchange every MiB."""
+    client = mlkem_openssh()
+    assert client is not None
+    data = os.urandom(4 << 20)
+    async with running(info, keys) as server:
+        terminal = await ssh(server, "-tt", command="anything", client=client)
+    async with running(echo, keys) as server:
+        moved = await ssh(server, "-T", "-v", "-o", "RekeyLimit=1M", stdin=data, client=client)
+    assert terminal.returncode == 0, terminal.stderr
+    assert b"Your terminal name is 'xterm-256color'.\r\n" in terminal.stdout
+    assert moved.returncode == 0, moved.stderr
+    assert hashlib.sha256(moved.stdout).digest() == hashlib.sha256(data).digest()
+    log = moved.stderr.decode()
+    exchanges = re.findall(r"kex: algorithm: (\S+)", log)
+    assert len(exchanges) >= 4, log  # the first and at least one per MiB sent
+    assert set(exchanges) == {MLKEM_KEX}

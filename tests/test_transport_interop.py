@@ -21,7 +21,7 @@ import asyncssh
 import paramiko
 import pytest
 
-from loopback import accepting
+from loopback import MLKEM_KEX, accepting, mlkem_openssh, needs_mlkem_openssh
 from ptycore import DisconnectReason, ProtocolError
 from ptycore.transport import (
     ExtInfoReceived,
@@ -132,9 +132,11 @@ OPENSSH = [
 ]
 
 
-def run_ssh(port: int, kex: str, cipher: str, mac: str | None, host_key: str) -> str:
+def run_ssh(
+    port: int, kex: str, cipher: str, mac: str | None, host_key: str, *, client: str = "ssh"
+) -> str:
     command = [
-        "ssh",
+        client,
         "-vvv",
         "-F",
         "/dev/null",
@@ -183,6 +185,33 @@ def test_openssh_client(
     assert done.algorithms.strict_kex
     assert done.algorithms.cipher_server_to_client == cipher
     # Strict kex restarted the client's sequence numbers at its NEWKEYS.
+    assert served.events[-1] == PayloadReceived(payload=SERVICE_REQUEST, sequence_number=0)
+
+
+@needs_mlkem_openssh()
+@pytest.mark.parametrize(
+    ("cipher", "mac", "host_key"),
+    [
+        ("chacha20-poly1305@openssh.com", None, "ssh-ed25519"),
+        ("aes128-gcm@openssh.com", None, "ecdsa-sha2-nistp256"),
+        ("aes256-ctr", "hmac-sha2-512-etm@openssh.com", "rsa-sha2-512"),
+    ],
+)
+def test_openssh_mlkem_client(
+    host_keys: list[HostKey], cipher: str, mac: str | None, host_key: str
+) -> None:
+    """OpenSSH's own ML-KEM (9.9 and later; its first choice since 10.0) agrees with
+    ptycore's on the shared secret: the client's first encrypted message arrives."""
+    client = mlkem_openssh()
+    assert client is not None
+    with server(host_keys) as (port, served):
+        log = run_ssh(port, MLKEM_KEX, cipher, mac, host_key, client=client)
+    assert served.error is None, log
+    assert f"kex: algorithm: {MLKEM_KEX}" in log
+    assert f"kex: host key algorithm: {host_key}" in log
+    assert "transport test done" in log
+    (done,) = served.completed()
+    assert done.algorithms.kex == MLKEM_KEX
     assert served.events[-1] == PayloadReceived(payload=SERVICE_REQUEST, sequence_number=0)
 
 
