@@ -135,6 +135,10 @@ class Server:
         return found
 
 
+TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
+"""``twistd`` of the Python that runs the tests, wherever pip put its script."""
+
+
 @contextmanager
 def run_server(
     tmp: Path,
@@ -142,25 +146,39 @@ def run_server(
     *extra: str,
     adapter: str = "twisted",
     env: dict[str, str] | None = None,
+    twistd: bool = False,
 ) -> Iterator[Server]:
-    """Start ``ptycore serve --adapter ADAPTER`` on 127.0.0.1 port 0; stop it with
-    SIGTERM afterwards."""
+    """Start ``ptycore serve --adapter ADAPTER`` (or, with ``twistd``, ``twistd -n
+    ptycore``) on 127.0.0.1 port 0; stop it with SIGTERM afterwards."""
     keys = make_keys(tmp / "keys")
     environment = dict(os.environ)
     environment.update(XDG_STATE_HOME=str(tmp / "state"), PYTHONUNBUFFERED="1")
     environment.update(env or {})
-    command = [
-        sys.executable, "-m", "ptycore_cli", "serve", "--adapter", adapter, "--port", "0",
+    credentials = [
         "--host-key", str(keys.host), "--authorized-keys", str(keys.authorized_keys),
         "--app", app, *extra,
     ]  # fmt: skip
+    if twistd:
+        command = [
+            sys.executable, "-c", TWISTD, "--nodaemon", "--pidfile=", "--logfile=-",
+            "ptycore", "--listen", "tcp:0:interface=127.0.0.1", *credentials,
+        ]  # fmt: skip
+        banner = r"starting on (\d+)$"
+    else:
+        command = [
+            sys.executable, "-m", "ptycore_cli", "serve", "--adapter", adapter, "--port", "0",
+            *credentials,
+        ]  # fmt: skip
+        banner = r"listening on 127\.0\.0\.1:(\d+)"
     process = subprocess.Popen(
-        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        command, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE if twistd else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if twistd else subprocess.PIPE,
         env=environment, cwd=tmp,
     )  # fmt: skip
     lines: list[str] = []
-    assert process.stderr is not None
-    stream = process.stderr
+    stream = process.stdout if twistd else process.stderr
+    assert stream is not None
 
     def read() -> None:
         for raw in stream:
@@ -171,7 +189,7 @@ def run_server(
 
     def listening() -> int | None:
         for line in lines:
-            match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+            match = re.search(banner, line)
             if match:
                 return int(match.group(1))
         if process.poll() is not None:

@@ -21,7 +21,15 @@ from typing import Any
 
 from ._malloc import keep_freed_memory
 
-__all__ = ["BUILTIN_APPS", "ServeConfig", "UsageError", "load_application", "main", "parse_args"]
+__all__ = [
+    "BUILTIN_APPS",
+    "ServeConfig",
+    "UsageError",
+    "authorized_keys_or_default",
+    "load_application",
+    "main",
+    "parse_args",
+]
 
 BUILTIN_APPS = ("info", "echo", "shell")
 """The applications ``--app`` knows by name; anything with a ``:`` is MODULE:ATTRIBUTE."""
@@ -134,15 +142,7 @@ def parse_args(argv: Sequence[str]) -> ServeConfig:
         raise UsageError(f"--app {options.app}: give info, echo, shell or MODULE:ATTRIBUTE")
     if options.loop != "auto" and (options.adapter, options.backend) != ("anyio", "asyncio"):
         raise UsageError(f"--loop {options.loop}: only for --adapter anyio --backend asyncio")
-    authorized = options.authorized_keys
-    if authorized is None:
-        default = Path.home() / ".ssh" / "authorized_keys"
-        authorized = default if default.exists() else None
-        if authorized is None and options.password_file is None:
-            raise UsageError(
-                f"nobody could log in: {default} does not exist; add your public key "
-                "to it, or give --authorized-keys or --password-file"
-            )
+    authorized = authorized_keys_or_default(options.authorized_keys, options.password_file)
     return ServeConfig(
         adapter=options.adapter,
         backend=options.backend,
@@ -155,6 +155,22 @@ def parse_args(argv: Sequence[str]) -> ServeConfig:
         app=options.app,
         accept_env=tuple(options.accept_env or DEFAULT_ACCEPT_ENV),
     )
+
+
+def authorized_keys_or_default(given: Path | None, password_file: Path | None) -> Path | None:
+    """``given``, else ``~/.ssh/authorized_keys`` when it exists; :class:`UsageError`
+    when that leaves no way to log in at all."""
+    if given is not None:
+        return given
+    default = Path.home() / ".ssh" / "authorized_keys"
+    if default.exists():
+        return default
+    if password_file is None:
+        raise UsageError(
+            f"nobody could log in: {default} does not exist; add your public key "
+            "to it, or give --authorized-keys or --password-file"
+        )
+    return None
 
 
 def load_application(spec: str) -> Callable[[], Any]:
