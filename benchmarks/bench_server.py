@@ -95,6 +95,7 @@ class Settings:
     kex: str | None
     figures: tuple[str, ...]
     servers: tuple[str, ...]
+    ssh: str = SSH
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -301,7 +302,7 @@ def ssh_argv(
     """``ssh`` to the server; ``log_level`` INFO lets through "no matching cipher"."""
     kex = ["-o", f"KexAlgorithms={settings.kex}"] if settings.kex else []
     return [
-        SSH, "-F", "/dev/null", "-p", str(server.port), "-i", str(keys.client),
+        settings.ssh, "-F", "/dev/null", "-p", str(server.port), "-i", str(keys.client),
         "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
         "-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no",
         "-o", f"LogLevel={log_level}", "-o", "ConnectTimeout=10",
@@ -895,7 +896,7 @@ def make_keys(directory: Path) -> Keys:
     return Keys(client=directory / "client", host=directory / "host", authorized=authorized)
 
 
-def machine() -> dict[str, str]:
+def machine(ssh: str) -> dict[str, str]:
     model = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -904,7 +905,7 @@ def machine() -> dict[str, str]:
                 break
     except OSError:
         pass
-    openssh = subprocess.run([SSH, "-V"], capture_output=True, text=True, timeout=10, check=False)
+    openssh = subprocess.run([ssh, "-V"], capture_output=True, text=True, timeout=10, check=False)
     versions = {
         name: version(name) for name in ("ptycore", "anyio", "trio", "twisted", "asyncssh")
     }
@@ -950,6 +951,10 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Settings, argparse.Namespace
         "--kex", default=KEX,
         help=f"key exchange every client asks for ({KEX}); 'default' for ssh's own list",
     )  # fmt: skip
+    parser.add_argument(
+        "--ssh", default=SSH, metavar="PATH",
+        help=f"the OpenSSH client to drive ({SSH}); OpenSSH 10 picks ML-KEM with --kex default",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
     options = parser.parse_args(argv)
     names = [part for item in options.only for part in item.split(",") if part]
@@ -968,6 +973,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Settings, argparse.Namespace
         kex=None if options.kex == "default" else options.kex,
         figures=tuple(n for n in FIGURES if n in names) or FIGURES,
         servers=tuple(n for n in SERVERS if n in names) or SERVERS,
+        ssh=options.ssh,
     )
     return settings, options
 
@@ -1041,7 +1047,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(text, file=sys.stderr, flush=True)
 
     results: dict[str, Any] = {
-        "machine": machine(),
+        "machine": machine(settings.ssh),
         "settings": asdict(settings),
         "servers": {},
         "skipped": {},
