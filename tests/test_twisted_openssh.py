@@ -7,6 +7,8 @@ and plain commands. One server per application, shared by the module.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import signal
 import subprocess
@@ -158,6 +160,22 @@ def test_shell_exec_exit_status(shell_server: Server) -> None:
     assert (done.returncode, done.stdout) == (0, "cat-done\n")
     done = ssh(shell_server, command="echo out; echo err >&2")
     assert (done.returncode, done.stdout, done.stderr) == (0, "out\n", "err\n")
+
+
+@pytest.mark.parametrize("size", [100_000, 300_000, 4 << 20])
+def test_shell_exec_cat_passes_input_through_and_ends_at_eof(
+    shell_server: Server, size: int
+) -> None:
+    """Input faster than ``cat`` reads it pauses the session, stdin's producer; the
+    EOF after it must still close cat's stdin. It did not when the session was still
+    paused at the EOF (most runs of the two smaller sizes): the pipe stayed open."""
+    data = os.urandom(size)
+    done = subprocess.run(
+        [*shell_server.ssh_args("-T"), "cat"],
+        input=data, capture_output=True, timeout=WAIT, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert hashlib.sha256(done.stdout).digest() == hashlib.sha256(data).digest()
 
 
 def test_twenty_sessions_leave_no_child_and_no_descriptor(shell_server: Server) -> None:

@@ -129,8 +129,17 @@ class ShellProtocol(SessionProtocol):
             self.process.write(data)
 
     def eof_received(self) -> None:
-        """Close the program's stdin; with a PTY there is nothing to close (sshd neither)."""
+        """Close the program's stdin once what is buffered for it is written; with a
+        PTY there is nothing to close (sshd neither).
+
+        The session stops being stdin's producer first: Twisted closes a pipe with a
+        producer only when that producer is done, and a producer it paused (input
+        faster than the program reads it) would instead be resumed when the buffer
+        drains, leaving the pipe open and the program waiting for input for ever
+        (``FileDescriptor.loseConnection``).
+        """
         if self.process is not None and self._master is None and not self._ended:
+            self.process.unregisterProducer()
             self.process.closeStdin()
 
     def window_changed(self, size: WindowSize) -> None:
