@@ -8,19 +8,29 @@ does, so edits take effect without a restart (the authorized keys only when
 unreadable file stops the server with a clear message. The server runs every
 session as the user who started it, so the login name is only a label: any name
 is accepted with an authorized key, or with the password listed for that name.
+
+The options of an authorized key are enforced as sshd does (``from=``,
+``expiry-time=``, ``no-pty``, ``restrict``, ``pty``, ``command=``): the server
+binds the authenticator to each connection's address with
+:meth:`FileAuthenticator.for_peer`, and a key that may log in does so with the
+:class:`~ptycore.auth.LoginRestrictions` of its line.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from ptycore.auth import AuthResult, PasswordPrompt
 from ptycore_common.credentials import (
+    AuthorizedKey,
     CredentialsFileError,
     FileCache,
     FileProblem,
+    authorize_key,
     password_matches,
     read_authorized_keys,
     read_password_file,
@@ -42,7 +52,11 @@ class FileAuthenticator(PasswordPrompt):
     """
 
     def __init__(
-        self, *, authorized_keys: Path | None = None, password_file: Path | None = None
+        self,
+        *,
+        authorized_keys: Path | None = None,
+        password_file: Path | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if authorized_keys is None and password_file is None:
             raise CredentialsFileError(
@@ -58,6 +72,17 @@ class FileAuthenticator(PasswordPrompt):
         self.authorized_keys = authorized_keys
         self.password_file = password_file
         self.blocking = password_file is not None
+        self.peer_address: str | None = None
+        """The client's address once bound by :meth:`for_peer`; unbound, a key
+        with ``from=`` never logs in."""
+        self._clock = clock
+
+    def for_peer(self, address: str) -> FileAuthenticator:
+        """This authenticator for one connection from ``address`` (it shares the
+        files' caches): :class:`~ptycore.auth.PeerAuthenticator`."""
+        bound = copy.copy(self)
+        bound.peer_address = address
+        return bound
 
     def methods_for(self, username: str) -> Collection[str]:
         """publickey with an authorized keys file; password and keyboard-interactive
@@ -70,11 +95,12 @@ class FileAuthenticator(PasswordPrompt):
         return methods
 
     def check_public_key(self, username: str, algorithm: str, public_blob: bytes) -> AuthResult:
-        """Whether the key is in the authorized keys file as it is now."""
+        """Whether the key is in the authorized keys file as it is now, and what its
+        options let it do from this client now (``auth2-pubkey.c``)."""
         if self._authorized is None:
             return False
         try:
-            blobs, problems = self._authorized.get()
+            keys, problems = self._authorized.get()
         except CredentialsFileError as problem:
             logger.warning("%s", problem)
             return False
@@ -82,7 +108,15 @@ class FileAuthenticator(PasswordPrompt):
             logger.warning(
                 "%s line %d skipped: %s", self.authorized_keys, skipped.line, skipped.reason
             )
-        return public_blob in blobs
+        restrictions, refusals = authorize_key(
+            keys.get(public_blob, ()),
+            public_blob,
+            peer_address=self.peer_address,
+            now=self._clock(),
+        )
+        for refusal in refusals:
+            logger.warning("%s %s", self.authorized_keys, refusal)
+        return False if restrictions is None else restrictions
 
     def check_password(self, username: str, password: str) -> AuthResult:
         """Whether the password file lists this password (plain or bcrypt) for the user."""
@@ -99,8 +133,13 @@ class FileAuthenticator(PasswordPrompt):
         return password_matches(password.encode("utf-8", "surrogateescape"), stored)
 
 
-def _authorized_blobs(path: Path) -> tuple[frozenset[bytes], tuple[FileProblem, ...]]:
-    """The key blobs of an authorized keys file, and the lines skipped (immutable:
-    kept and shared between attempts)."""
+def _authorized_blobs(
+    path: Path,
+) -> tuple[dict[bytes, tuple[AuthorizedKey, ...]], tuple[FileProblem, ...]]:
+    """The keys of an authorized keys file by blob, in file order, and the lines
+    skipped (kept and shared between attempts, never changed)."""
     found, problems = read_authorized_keys(path)
-    return frozenset(key.blob for key in found), tuple(problems)
+    by_blob: dict[bytes, tuple[AuthorizedKey, ...]] = {}
+    for key in found:
+        by_blob[key.blob] = (*by_blob.get(key.blob, ()), key)
+    return by_blob, tuple(problems)

@@ -223,7 +223,11 @@ class _Connection:
         self.sock = sock
         self.peer = peer
         self.core = ServerConnection(
-            server.config, server.authenticator, server.host_keys, now=anyio.current_time()
+            server.config,
+            server.authenticator,
+            server.host_keys,
+            now=anyio.current_time(),
+            peer_address=_host(peer),
         )
         # Logged here rather than in run(): logging looks up its caller's frame, and
         # a coroutine's frame object, once made, lives as long as the connection.
@@ -578,6 +582,11 @@ def drop_sent(views: list[bytes | memoryview], sent: int) -> None:
     del views[:done]
     if sent:
         views[0] = memoryview(views[0])[sent:]
+
+
+def _host(peer: str) -> str:
+    """The address in what :func:`_address` made: ``[::1]:22`` gives ``::1``."""
+    return peer.rpartition(":")[0].removeprefix("[").removesuffix("]")
 
 
 def _address(address: Any) -> str:

@@ -189,8 +189,16 @@ class SessionTransport:
 
     @property
     def program(self) -> ProgramRequest | None:
-        """The shell, exec or subsystem request, once granted."""
+        """The shell, exec or subsystem request, once granted (an ``exec`` of the
+        forced command, under one)."""
         return self._channel.machine.program
+
+    @property
+    def original_command(self) -> str | None:
+        """Under a forced command (``command=`` in authorized_keys), the command or
+        subsystem the client asked for, as sshd's ``SSH_ORIGINAL_COMMAND``; else
+        ``None``."""
+        return self._channel.machine.original_command
 
     @property
     def closed(self) -> bool:
