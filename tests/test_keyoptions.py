@@ -12,6 +12,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from ptycore._certs import Certificate
+from ptycore._wire import encode_string
 from ptycore.auth import (
     AuthenticationSucceeded,
     AuthResult,
@@ -24,7 +26,9 @@ from ptycore.connection import SessionEvent
 from ptycore.keyoptions import (
     MAX_OPTIONS_LENGTH,
     KeyOptions,
+    certificate_options,
     match_from,
+    match_source_address,
     parse_expiry_time,
     parse_key_options,
 )
@@ -239,6 +243,78 @@ def test_from_refusal_names_address_and_patterns() -> None:
     )
     assert options.refusal(peer_address=None, now=0) is not None
     assert options.refusal(peer_address="10.1.1.1", now=0) is None
+
+
+# -- certificates: critical options and extensions ----------------------------------------
+
+
+def _certificate(
+    critical: list[tuple[str, bytes]], extensions: list[tuple[str, bytes]]
+) -> Certificate:
+    return Certificate(
+        key_type="ssh-ed25519-cert-v01@openssh.com",
+        public_blob=b"",
+        serial=0,
+        cert_type=1,
+        key_id="id",
+        principals=("alice",),
+        valid_after=0,
+        valid_before=2**64 - 1,
+        critical_options=tuple(critical),
+        extensions=tuple(extensions),
+        ca_blob=b"",
+    )
+
+
+def test_certificate_options_grant_only_what_is_listed() -> None:
+    options = certificate_options(
+        _certificate(
+            [("force-command", encode_string(b"cmd")), ("source-address", encode_string(b"::1"))],
+            [("permit-pty", b""), ("permit-X11-forwarding", b""), ("unknown@example.com", b"x")],
+        )
+    )
+    assert options.restrictions == LoginRestrictions(command="cmd")
+    assert options.refusal(peer_address="::1", now=0) is None
+    assert options.refusal(peer_address="127.0.0.1", now=0) == (
+        "not from a permitted source address (127.0.0.1)"
+    )
+    assert certificate_options(_certificate([], [])).restrictions == LoginRestrictions(pty=False)
+
+
+@pytest.mark.parametrize(
+    ("critical", "extensions", "reason"),
+    [
+        ([("frob", b"")], [], 'critical option "frob" is not supported'),
+        ([("force-command", encode_string(b"a"))] * 2, [], "multiple"),
+        ([("force-command", encode_string(b"a") + b"x")], [], "corrupt"),
+        ([("force-command", b"\0\0")], [], "corrupt"),
+        ([("force-command", encode_string(b"a\0b"))], [], "contains"),
+        ([("source-address", encode_string(b"10.*"))], [], "invalid source-address"),
+        ([("source-address", encode_string(b"!10.0.0.1"))], [], "invalid source-address"),
+        ([("source-address", encode_string(b"10.0.0.1/8"))], [], "invalid source-address"),
+        ([("source-address", encode_string(b""))], [], "invalid source-address"),
+        ([], [("permit-pty", b"x")], "extra data"),
+    ],
+)
+def test_bad_certificate_options(
+    critical: list[tuple[str, bytes]], extensions: list[tuple[str, bytes]], reason: str
+) -> None:
+    with pytest.raises(ValueError, match=reason):
+        certificate_options(_certificate(critical, extensions))
+
+
+@pytest.mark.parametrize(
+    ("addresses", "address", "inside"),
+    [
+        ("127.0.0.0/8", "127.1.2.3", True),
+        ("127.0.0.0/8,2001:db8::/32", "2001:db8::1", True),
+        ("127.0.0.1", "127.0.0.2", False),
+        ("127.0.0.0/8", "::ffff:127.0.0.1", True),
+        ("127.0.0.0/8", "not an address", False),
+    ],
+)
+def test_match_source_address(addresses: str, address: str, inside: bool) -> None:
+    assert match_source_address(addresses, address) is inside
 
 
 # -- Hypothesis ---------------------------------------------------------------------------

@@ -34,7 +34,7 @@ OpenSSH's rules, with the source they come from:
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import enum
 import hmac
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -44,8 +44,7 @@ from typing import Final, Protocol, TypeAlias, runtime_checkable
 from ._certs import CERTIFICATE_ALGORITHMS, USER_CERTIFICATE, Certificate, parse_certificate
 from ._errors import DisconnectReason, ProtocolError
 from ._wire import Reader, encode_boolean, encode_string, encode_text, encode_uint32
-from .requests import _check_text
-from .session import SessionPolicy
+from .keyoptions import UNRESTRICTED, LoginRestrictions, certificate_options
 
 __all__ = [
     "SERVICE_CONNECTION",
@@ -129,53 +128,6 @@ class AuthDecision(enum.Enum):
     success``; OpenSSH's ``AuthenticationMethods``). The methods that can continue
     come from :meth:`Authenticator.methods_for`, which should then leave this one out."""
 
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class LoginRestrictions:
-    """What a login may do, as sshd keeps it from the key's options (``auth-options.c``
-    ``struct sshauthopt``): returned by an :class:`Authenticator` as a success under
-    these restrictions, carried on :class:`AuthenticationSucceeded`, and applied by
-    :class:`~ptycore.server.ServerConnection` to every session of the connection
-    (see :meth:`session_policy`). The defaults restrict nothing."""
-
-    pty: bool = True
-    """Whether a PTY may be allocated (``no-pty``, ``restrict``; a certificate
-    without the ``permit-pty`` extension)."""
-    command: str | None = None
-    """The forced command (``command="..."``, a certificate's ``force-command``):
-    every shell, exec and subsystem request runs it instead (``session.c``
-    ``do_exec``)."""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.pty, bool):
-            raise TypeError("pty must be a bool")
-        if self.command is not None:
-            _check_text("command", self.command)
-
-    def merge(self, other: LoginRestrictions) -> LoginRestrictions:
-        """Both sets at once (``auth-options.c`` ``sshauthopt_merge``): a PTY only if
-        both allow it; two forced commands must be the same (else
-        :class:`ValueError`: "forced command options do not match")."""
-        if self.command is not None and other.command not in (None, self.command):
-            raise ValueError("forced command options do not match")
-        return LoginRestrictions(
-            pty=self.pty and other.pty,
-            command=self.command if self.command is not None else other.command,
-        )
-
-    def session_policy(self, policy: SessionPolicy) -> SessionPolicy:
-        """``policy`` with these restrictions: no PTY unless both allow one, and the
-        forced command unless the policy has its own (sshd's ``ForceCommand`` wins
-        over the key's, ``session.c`` ``do_exec``)."""
-        forced = policy.forced_command if policy.forced_command is not None else self.command
-        if policy.allow_pty == (policy.allow_pty and self.pty) and forced == policy.forced_command:
-            return policy
-        return dataclasses.replace(
-            policy, allow_pty=policy.allow_pty and self.pty, forced_command=forced
-        )
-
-
-UNRESTRICTED: Final = LoginRestrictions()
 
 AuthResult: TypeAlias = bool | AuthDecision | LoginRestrictions
 """``True`` is :attr:`AuthDecision.SUCCESS`, ``False`` :attr:`AuthDecision.FAILURE`;
@@ -309,8 +261,10 @@ class SimpleAuthenticator(PasswordPrompt):
     and no PAM. Certificates signed by one of ``trusted_user_cas`` (CA public key
     blobs, sshd's ``TrustedUserCAKeys``) log in a user named among their
     principals while ``clock()`` (seconds since the epoch, ``time.time`` in an
-    adapter) is inside their validity window, and only without critical options,
-    which this class cannot enforce.
+    adapter) is inside their validity window, with what the certificate grants
+    (:func:`ptycore.keyoptions.certificate_options`: a PTY only with
+    ``permit-pty``, its ``force-command``, its ``source-address`` checked against
+    the address :meth:`for_peer` was given, as a :class:`PeerAuthenticator`).
     """
 
     def __init__(
@@ -327,15 +281,32 @@ class SimpleAuthenticator(PasswordPrompt):
         if self._cas and clock is None:
             raise ValueError("trusted_user_cas needs a clock for the validity windows")
         self._clock = clock
+        self._peer_address: str | None = None
+
+    def for_peer(self, address: str) -> SimpleAuthenticator:
+        """The same tables, for a connection from ``address`` (``source-address``)."""
+        bound = copy.copy(self)
+        bound._peer_address = address
+        return bound
 
     def check_certificate(self, username: str, certificate: Certificate) -> AuthResult:
-        return (
+        clock = self._clock
+        if not (
             certificate.ca_blob in self._cas
-            and self._clock is not None
+            and clock is not None
             and username in certificate.principals
-            and certificate.valid_at(self._clock())
-            and not certificate.critical_options
-        )
+        ):
+            return False
+        now = clock()
+        if not certificate.valid_at(now):
+            return False
+        try:
+            options = certificate_options(certificate)
+        except ValueError:
+            return False
+        if options.refusal(peer_address=self._peer_address, now=now) is not None:
+            return False
+        return options.restrictions
 
     def methods_for(self, username: str) -> Collection[str]:
         methods = ["publickey"]

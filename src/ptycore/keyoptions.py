@@ -16,17 +16,26 @@ the line with that reason as sshd does ("bad key options").
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import datetime
 import ipaddress
 from dataclasses import dataclass
 from typing import Final
 
-from .auth import LoginRestrictions
+from ._certs import Certificate
+from ._errors import ProtocolError
+from ._wire import Reader
+from .requests import _check_text
+from .session import SessionPolicy
 
 __all__ = [
     "MAX_OPTIONS_LENGTH",
+    "UNRESTRICTED",
     "KeyOptions",
+    "LoginRestrictions",
+    "certificate_options",
     "match_from",
+    "match_source_address",
     "parse_expiry_time",
     "parse_key_options",
 ]
@@ -63,6 +72,55 @@ _TUNNEL_MAX: Final = 0x7FFFFFFF - 2
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class LoginRestrictions:
+    """What a login may do, as sshd keeps it from the key's options (``auth-options.c``
+    ``struct sshauthopt``): returned by an :class:`Authenticator` as a success under
+    these restrictions, carried on :class:`AuthenticationSucceeded`, and applied by
+    :class:`~ptycore.server.ServerConnection` to every session of the connection
+    (see :meth:`session_policy`). The defaults restrict nothing."""
+
+    pty: bool = True
+    """Whether a PTY may be allocated (``no-pty``, ``restrict``; a certificate
+    without the ``permit-pty`` extension)."""
+    command: str | None = None
+    """The forced command (``command="..."``, a certificate's ``force-command``):
+    every shell, exec and subsystem request runs it instead (``session.c``
+    ``do_exec``)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.pty, bool):
+            raise TypeError("pty must be a bool")
+        if self.command is not None:
+            _check_text("command", self.command)
+
+    def merge(self, other: LoginRestrictions) -> LoginRestrictions:
+        """Both sets at once (``auth-options.c`` ``sshauthopt_merge``): a PTY only if
+        both allow it; two forced commands must be the same (else
+        :class:`ValueError`: "forced command options do not match")."""
+        if self.command is not None and other.command not in (None, self.command):
+            raise ValueError("forced command options do not match")
+        return LoginRestrictions(
+            pty=self.pty and other.pty,
+            command=self.command if self.command is not None else other.command,
+        )
+
+    def session_policy(self, policy: SessionPolicy) -> SessionPolicy:
+        """``policy`` with these restrictions: no PTY unless both allow one, and the
+        forced command unless the policy has its own (sshd's ``ForceCommand`` wins
+        over the key's, ``session.c`` ``do_exec``)."""
+        forced = policy.forced_command if policy.forced_command is not None else self.command
+        if policy.allow_pty == (policy.allow_pty and self.pty) and forced == policy.forced_command:
+            return policy
+        return dataclasses.replace(
+            policy, allow_pty=policy.allow_pty and self.pty, forced_command=forced
+        )
+
+
+UNRESTRICTED: Final = LoginRestrictions()
+"""No restriction: what a plain ``True`` from an authenticator means."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class KeyOptions:
     """The options of one authorized_keys line, as sshd keeps them (``struct
     sshauthopt``). Only what ptycore enforces or reports is kept: forwarding,
@@ -89,6 +147,9 @@ class KeyOptions:
     environment: tuple[str, ...] = ()
     """``environment="NAME=value"`` strings, in file order. sshd applies them only
     with ``PermitUserEnvironment`` (off by default); ptycore does not."""
+    source_address: str | None = None
+    """A certificate's ``source-address``: CIDR entries only (``addrmatch.c``
+    ``addr_match_cidr_list``), see :func:`certificate_options`."""
 
     @property
     def restrictions(self) -> LoginRestrictions:
@@ -112,6 +173,10 @@ class KeyOptions:
             peer_address is None or not match_from(self.from_patterns, peer_address)
         ):
             return f"not from a permitted host (ip={peer_address}, required={self.from_patterns})"
+        if self.source_address is not None and (
+            peer_address is None or not match_source_address(self.source_address, peer_address)
+        ):
+            return f"not from a permitted source address ({peer_address})"
         return None
 
 
@@ -322,6 +387,102 @@ def _check_tunnel(value: str) -> None:
         raise ValueError("invalid tun device")
 
 
+# --- certificates -----------------------------------------------------------------------
+
+_CRITICAL_STRINGS: Final = ("force-command", "source-address")
+_NOTHING_TO_ENFORCE: Final = frozenset({"verify-required"})
+"""Critical options about FIDO (``sk-``) keys, which ptycore never accepts."""
+
+
+def certificate_options(certificate: Certificate) -> KeyOptions:
+    """What a user certificate allows (``auth-options.c`` ``sshauthopt_from_cert``):
+    nothing it does not grant, so a PTY only with the ``permit-pty`` extension;
+    ``force-command`` as :attr:`KeyOptions.command`; ``source-address`` as
+    :attr:`KeyOptions.source_address`. Unknown extensions are ignored, as sshd
+    does; an unknown critical option, a repeated one, or data sshd calls corrupt
+    raise :class:`ValueError`."""
+    values: dict[str, str] = {}
+    for name, data in certificate.critical_options:
+        if name in _NOTHING_TO_ENFORCE:
+            if data:
+                raise ValueError(f'certificate option "{name}" corrupt (extra data)')
+            continue
+        if name not in _CRITICAL_STRINGS:
+            raise ValueError(f'certificate critical option "{name}" is not supported')
+        if name in values:
+            raise ValueError(f'certificate has multiple "{name}" options')
+        values[name] = _cstring(name, data)
+    source = values.get("source-address")
+    if source is not None:
+        _check_cidr_list(source)
+    pty = False
+    for name, data in certificate.extensions:
+        if name == "permit-pty":
+            if data:
+                raise ValueError(f'certificate option "{name}" corrupt (extra data)')
+            pty = True
+    return KeyOptions(
+        restricted=True, pty=pty, command=values.get("force-command"), source_address=source
+    )
+
+
+def _cstring(name: str, data: bytes) -> str:
+    """sshbuf_get_cstring on the option's data: one string, no NUL, nothing after."""
+    try:
+        reader = Reader(data)
+        value = reader.string(name, MAX_OPTIONS_LENGTH)
+        reader.end(name)
+    except ProtocolError:
+        raise ValueError(f'certificate option "{name}" corrupt') from None
+    if b"\0" in value:
+        raise ValueError(f'certificate option "{name}" contains \\0')
+    return value.decode("utf-8", "surrogateescape")
+
+
+_CIDR_CHARACTERS: Final = frozenset("0123456789abcdefABCDEF.:/")
+_MAX_CIDR_ENTRY: Final = 46 + 3
+"""addrmatch.c: INET6_ADDRSTRLEN plus a mask length."""
+
+
+def _check_cidr_list(addresses: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """addr_match_cidr_list(NULL, list): every entry a CIDR network, or ValueError."""
+    networks = []
+    for entry in addresses.split(","):
+        if not entry or len(entry) > _MAX_CIDR_ENTRY or not set(entry) <= _CIDR_CHARACTERS:
+            raise ValueError("invalid source-address")
+        try:
+            network = _network(entry)
+        except ValueError:  # addr_pton_cidr's "inconsistent mask length"
+            network = None
+        if network is None:
+            raise ValueError("invalid source-address")
+        networks.append(network)
+    return networks
+
+
+def match_source_address(addresses: str, address: str) -> bool:
+    """Whether ``address`` is in a certificate's ``source-address`` list (``addrmatch.c``
+    ``addr_match_cidr_list``: CIDR entries only, no wildcards, no negation).
+    Raises :class:`ValueError` for an invalid list."""
+    networks = _check_cidr_list(addresses)
+    parsed = _address(address)
+    return parsed is not None and any(
+        network.version == parsed.version and parsed in network for network in networks
+    )
+
+
+def _address(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The peer's address, IPv4-mapped IPv6 as IPv4 (``canohost.c``
+    ``ipv64_normalise_mapped``), or None if it is not one."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        return parsed.ipv4_mapped
+    return parsed
+
+
 # --- from= ------------------------------------------------------------------------------
 
 
@@ -338,17 +499,8 @@ def match_from(patterns: str, address: str) -> bool:
     calls "invalid criteria" (an empty entry, a CIDR with host bits set).
     """
     _check_patterns(patterns)
-    text = address
-    try:
-        parsed: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(
-            address
-        )
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
-        parsed = parsed.ipv4_mapped
-    if parsed is not None:
-        text = str(parsed)
+    parsed = _address(address)
+    text = address if parsed is None else str(parsed)
     by_address = _addr_match_list(parsed, text, patterns) if parsed is not None else 0
     if by_address < 0:
         return False

@@ -46,15 +46,14 @@ from ._errors import DisconnectReason, ProtocolError
 from ._wire import Reader, encode_boolean, encode_string, encode_text
 from .auth import (
     SERVICE_USERAUTH,
-    UNRESTRICTED,
     AuthConfig,
     AuthenticationSucceeded,
     Authenticator,
-    LoginRestrictions,
     PeerAuthenticator,
     ServerAuth,
 )
 from .connection import Connection, ConnectionConfig, GlobalReplyReceived
+from .keyoptions import UNRESTRICTED, LoginRestrictions
 from .session import Role as SessionRole
 from .session import ServerSession
 from .transport import (

@@ -21,8 +21,7 @@ from typing import Final, Generic, TypeVar
 
 import bcrypt
 
-from ptycore.auth import LoginRestrictions
-from ptycore.keyoptions import KeyOptions, parse_key_options
+from ptycore.keyoptions import KeyOptions, LoginRestrictions, parse_key_options
 
 __all__ = [
     "MAX_FILE_SIZE",

@@ -35,7 +35,7 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ptycore.auth import UNRESTRICTED, LoginRestrictions
+from ptycore.keyoptions import UNRESTRICTED, LoginRestrictions
 from ptycore_common.credentials import (
     AuthorizedKey,
     CredentialsFileError,

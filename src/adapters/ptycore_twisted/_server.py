@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ptycore.auth import UNRESTRICTED, LoginRestrictions
+from ptycore.keyoptions import UNRESTRICTED, LoginRestrictions
 from ptycore.session import SessionPolicy
 from ptycore_common.tcp import acknowledge_short_read
 
