@@ -90,9 +90,13 @@ def test_forced_command_replaces_exec_and_shell(server: Server) -> None:
     authorize(server, 'restrict,command="echo forced $SSH_ORIGINAL_COMMAND; exit 3"')
     execed = ssh(server, command="echo not this")
     shell = ssh(server, "-T")
+    subsystem = ssh(server, "-s", command="sftp")
     assert (execed.returncode, execed.stdout) == (3, "forced echo not this\n")
     # A shell request has no original command: SSH_ORIGINAL_COMMAND is not set.
     assert (shell.returncode, shell.stdout) == (3, "forced\n")
+    # A subsystem the server does not serve is refused first, as sshd does.
+    assert subsystem.returncode == 255
+    assert "subsystem request failed" in subsystem.stderr
 
 
 @pytest.mark.parametrize(
