@@ -284,7 +284,10 @@ class SimpleAuthenticator(PasswordPrompt):
         self._peer_address: str | None = None
 
     def for_peer(self, address: str) -> SimpleAuthenticator:
-        """The same tables, for a connection from ``address`` (``source-address``)."""
+        """The same tables, for a connection from ``address`` (``source-address``);
+        itself when it trusts no CA (nothing then depends on the address)."""
+        if not self._cas:
+            return self
         bound = copy.copy(self)
         bound._peer_address = address
         return bound

@@ -18,13 +18,12 @@ binds the authenticator to each connection's address with
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Callable, Collection
 from pathlib import Path
 
-from ptycore.auth import AuthResult, PasswordPrompt
+from ptycore.auth import Authenticator, AuthResult, PasswordPrompt
 from ptycore_common.credentials import (
     AuthorizedKey,
     CredentialsFileError,
@@ -72,17 +71,13 @@ class FileAuthenticator(PasswordPrompt):
         self.authorized_keys = authorized_keys
         self.password_file = password_file
         self.blocking = password_file is not None
-        self.peer_address: str | None = None
-        """The client's address once bound by :meth:`for_peer`; unbound, a key
-        with ``from=`` never logs in."""
         self._clock = clock
 
-    def for_peer(self, address: str) -> FileAuthenticator:
-        """This authenticator for one connection from ``address`` (it shares the
-        files' caches): :class:`~ptycore.auth.PeerAuthenticator`."""
-        bound = copy.copy(self)
-        bound.peer_address = address
-        return bound
+    def for_peer(self, address: str) -> Authenticator:
+        """This authenticator for one connection from ``address``, sharing the files'
+        caches (:class:`~ptycore.auth.PeerAuthenticator`). Unbound, a key with
+        ``from=`` never logs in."""
+        return _PeerBound(self, address)
 
     def methods_for(self, username: str) -> Collection[str]:
         """publickey with an authorized keys file; password and keyboard-interactive
@@ -96,7 +91,11 @@ class FileAuthenticator(PasswordPrompt):
 
     def check_public_key(self, username: str, algorithm: str, public_blob: bytes) -> AuthResult:
         """Whether the key is in the authorized keys file as it is now, and what its
-        options let it do from this client now (``auth2-pubkey.c``)."""
+        options let it do now from an unknown address (``auth2-pubkey.c``)."""
+        return self.check_key_from(public_blob, None)
+
+    def check_key_from(self, public_blob: bytes, peer_address: str | None) -> AuthResult:
+        """:meth:`check_public_key` for a client at ``peer_address``."""
         if self._authorized is None:
             return False
         try:
@@ -111,7 +110,7 @@ class FileAuthenticator(PasswordPrompt):
         restrictions, refusals = authorize_key(
             keys.get(public_blob, ()),
             public_blob,
-            peer_address=self.peer_address,
+            peer_address=peer_address,
             now=self._clock(),
         )
         for refusal in refusals:
@@ -131,6 +130,26 @@ class FileAuthenticator(PasswordPrompt):
         if stored is None:
             return False
         return password_matches(password.encode("utf-8", "surrogateescape"), stored)
+
+
+class _PeerBound(PasswordPrompt):
+    """A :class:`FileAuthenticator` for one connection: two slots, the files and
+    their caches shared (an idle connection keeps its authenticator)."""
+
+    __slots__ = ("_files", "peer_address")
+
+    def __init__(self, files: FileAuthenticator, peer_address: str) -> None:
+        self._files = files
+        self.peer_address = peer_address
+
+    def methods_for(self, username: str) -> Collection[str]:
+        return self._files.methods_for(username)
+
+    def check_public_key(self, username: str, algorithm: str, public_blob: bytes) -> AuthResult:
+        return self._files.check_key_from(public_blob, self.peer_address)
+
+    def check_password(self, username: str, password: str) -> AuthResult:
+        return self._files.check_password(username, password)
 
 
 def _authorized_blobs(
