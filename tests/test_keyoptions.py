@@ -139,6 +139,8 @@ def test_flags_and_values(field: str, pty: bool, command: str | None) -> None:
         ('permitopen="[::1:22"', "invalid permission hostname"),
         ('tunnel="eth0"', "invalid tun device"),
         ("no-pty\0", "NUL in options"),
+        ('command="\ud800"', "cannot be sent"),  # not from surrogateescape: no exec of it
+        ("\u0130restrict", "unknown key option"),  # strncasecmp folds ASCII only
         ("x" * (MAX_OPTIONS_LENGTH + 1), "options longer than"),
     ],
 )

@@ -40,9 +40,10 @@ __all__ = [
     "parse_key_options",
 ]
 
-MAX_OPTIONS_LENGTH: Final = 8192
-"""Cap on an options field. sshd reads authorized_keys lines of up to 8 KiB
-(``SSH_MAX_PUBKEY_BYTES`` in ``authfile.c``); a longer field is refused."""
+MAX_OPTIONS_LENGTH: Final = 16384
+"""Cap on an options field: 16 KiB, OpenSSH's former limit on a whole
+authorized_keys line (``ssh.h`` ``SSH_MAX_PUBKEY_BYTES``). Today's sshd reads
+lines of any length; real options fields are a few hundred bytes at most."""
 
 _NEGATABLE: Final = (
     # auth-options.c sshauthopt_parse: flags that take a "no-" prefix, in its order.
@@ -64,6 +65,8 @@ _VALUED: Final = (
     "permitlisten",
     "tunnel",
 )
+_LONGEST_NAME: Final = len("no-agent-forwarding")
+"""The longest option name, to compare names on a short slice of the field."""
 _MAX_SUBPATTERN: Final = 1023
 """match.c match_pattern_list copies each sub-pattern into a 1024-byte buffer; a
 longer one makes the whole list "no match"."""
@@ -74,10 +77,12 @@ _TUNNEL_MAX: Final = 0x7FFFFFFF - 2
 @dataclass(frozen=True, kw_only=True, slots=True)
 class LoginRestrictions:
     """What a login may do, as sshd keeps it from the key's options (``auth-options.c``
-    ``struct sshauthopt``): returned by an :class:`Authenticator` as a success under
-    these restrictions, carried on :class:`AuthenticationSucceeded`, and applied by
+    ``struct sshauthopt``): returned by an :class:`~ptycore.auth.Authenticator` as
+    a success under these restrictions, carried on
+    :class:`~ptycore.auth.AuthenticationSucceeded`, and applied by
     :class:`~ptycore.server.ServerConnection` to every session of the connection
-    (see :meth:`session_policy`). The defaults restrict nothing."""
+    (see :meth:`session_policy`). The defaults restrict nothing. Also importable
+    as ``ptycore.auth.LoginRestrictions``."""
 
     pty: bool = True
     """Whether a PTY may be allocated (``no-pty``, ``restrict``; a certificate
@@ -268,6 +273,8 @@ class _Parser:
                 raise ValueError(f'multiple "{name}" clauses')
             if name == "from":
                 _check_patterns(value)
+            elif name == "command":
+                _check_text("command", value)  # it must make an exec request
             self.values[name] = value
         elif name == "expiry-time":
             expiry = parse_expiry_time(value)
@@ -281,9 +288,15 @@ class _Parser:
         else:
             _check_tunnel(value)
 
+    def _head(self) -> str:
+        """The next characters, ASCII lower-cased as strncasecmp compares them (one
+        character each: the index moves by the length of the name matched)."""
+        head = self.text[self.index : self.index + _LONGEST_NAME + 1]
+        return "".join(c.lower() if c.isascii() else c for c in head)
+
     def _flag(self) -> tuple[str, bool] | None:
         """auth-options.c opt_flag: a flag name as a case-insensitive prefix."""
-        rest = self.text[self.index :].lower()
+        rest = self._head()
         for name in ("restrict", "cert-authority"):
             if rest.startswith(name):
                 self.index += len(name)
@@ -299,7 +312,7 @@ class _Parser:
 
     def _valued_name(self) -> str | None:
         """auth-options.c opt_match: ``name=``, case-insensitive."""
-        rest = self.text[self.index :].lower()
+        rest = self._head()
         for name in _VALUED:
             if rest.startswith(name + "="):
                 self.index += len(name) + 1
