@@ -38,7 +38,13 @@ from ._cred import (
     make_portal,
 )
 from ._keys import HostKeyError, default_host_key_path, load_host_key, load_or_create_host_key
-from ._server import Application, SessionAvatar, SessionRealm, make_factory
+from ._server import (
+    Application,
+    PeerUserAuthServer,
+    SessionAvatar,
+    SessionRealm,
+    make_factory,
+)
 from ._shell import ShellProtocol
 
 __all__ = [
@@ -54,6 +60,7 @@ __all__ = [
     "InfoProtocol",
     "PasswordFile",
     "PeerSSHPrivateKey",
+    "PeerUserAuthServer",
     "PushProducer",
     "RestrictedAvatarId",
     "SessionAvatar",

@@ -29,7 +29,7 @@ from ._channel import SessionChannel, SessionProtocol
 from ._cred import PeerSSHPrivateKey, make_portal
 from ._reactor import default_reactor
 
-__all__ = ["Application", "SessionAvatar", "SessionRealm", "make_factory"]
+__all__ = ["Application", "PeerUserAuthServer", "SessionAvatar", "SessionRealm", "make_factory"]
 
 _log = Logger(namespace="ptycore")
 
@@ -188,8 +188,11 @@ class _PeerPortal:
         return self._portal.login(creds, mind, *interfaces)
 
 
-class _UserAuthServer(SSHUserAuthServer):
-    """Conch's userauth service, whose portal knows the client's address."""
+class PeerUserAuthServer(SSHUserAuthServer):
+    """Conch's userauth service, whose portal adds the client's address to public
+    key credentials (:class:`~ptycore_twisted.PeerSSHPrivateKey`), so that
+    :class:`~ptycore_twisted.AuthorizedKeysChecker` can enforce ``from=``. Put it in
+    your factory's ``services[b"ssh-userauth"]`` (:func:`make_factory` does)."""
 
     def serviceStarted(self) -> None:
         super().serviceStarted()  # type: ignore[no-untyped-call]
@@ -213,7 +216,7 @@ class _Factory(SSHFactory):
     protocol = _LoggingTransport
     services = {  # noqa: RUF012 (Conch's own attribute, a dict)
         **SSHFactory.services,
-        b"ssh-userauth": _UserAuthServer,
+        b"ssh-userauth": PeerUserAuthServer,
     }
     noisy = False  # our own line per connection replaces Twisted's factory chatter
 
