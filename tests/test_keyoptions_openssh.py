@@ -1,4 +1,4 @@
-"""authorized_keys options enforced against the real OpenSSH client, by ``ptycore
+"""authorized_keys options enforced against the real OpenSSH client (and Paramiko), by ``ptycore
 serve --app shell`` on the Twisted adapter and on the anyio adapter (asyncio and
 trio): one server each, its authorized_keys file rewritten before each run (both
 adapters read it again when it may have changed, as sshd reads it every time)."""
@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import paramiko
 import pytest
 
 from test_twisted_openssh import run_in_pane
@@ -137,3 +138,32 @@ def test_a_line_with_an_unknown_option_is_skipped_with_the_reason(server: Server
     assert done.returncode == 255
     assert "Permission denied" in done.stderr
     logged(server, r"line 2 skipped: bad key options: unknown key option", since)
+
+
+def test_paramiko_gets_no_pty_and_the_forced_command(server: Server) -> None:
+    authorize(server, 'no-pty,command="echo forced $SSH_ORIGINAL_COMMAND"')
+    with paramiko.SSHClient() as client:
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        client.connect(
+            "127.0.0.1",
+            port=server.port,
+            username="tester",
+            key_filename=str(server.keys.client),
+            allow_agent=False,
+            look_for_keys=False,
+            timeout=WAIT,
+        )
+        transport = client.get_transport()
+        assert transport is not None
+        refused = transport.open_session(timeout=WAIT)
+        # Paramiko closes a channel whose request failed ("Channel closed.").
+        with pytest.raises(paramiko.SSHException):
+            refused.get_pty(term="vt100")
+        channel = transport.open_session(timeout=WAIT)
+        channel.settimeout(WAIT)
+        channel.exec_command("mine, from 'paramiko'")
+        output = b""
+        while chunk := channel.recv(4096):
+            output += chunk
+        status = channel.recv_exit_status()
+    assert (status, output) == (0, b"forced mine, from 'paramiko'\n")
