@@ -89,6 +89,7 @@ def test_restrict_then_pty_gets_a_pty(server: Server) -> None:
 
 def test_forced_command_replaces_exec_and_shell(server: Server) -> None:
     authorize(server, 'restrict,command="echo forced $SSH_ORIGINAL_COMMAND; exit 3"')
+    since = len(server.lines)
     execed = ssh(server, command="echo not this")
     shell = ssh(server, "-T")
     subsystem = ssh(server, "-s", command="sftp")
@@ -98,6 +99,7 @@ def test_forced_command_replaces_exec_and_shell(server: Server) -> None:
     # A subsystem the server does not serve is refused first, as sshd does.
     assert subsystem.returncode == 255
     assert "subsystem request failed" in subsystem.stderr
+    logged(server, r"restricted: LoginRestrictions\(pty=False, command='echo forced", since)
 
 
 @pytest.mark.parametrize(

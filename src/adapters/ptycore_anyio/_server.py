@@ -44,6 +44,7 @@ from ptycore.connection import (
     ChannelWritable,
     SessionEvent,
 )
+from ptycore.keyoptions import UNRESTRICTED
 from ptycore.server import ConnectionClosed, Event, ServerConfig, ServerConnection
 from ptycore.transport import HostKey
 from ptycore_common.tcp import acknowledge_short_read
@@ -390,6 +391,8 @@ class _Connection:
                 self.router.handle(event)
         elif isinstance(event, AuthenticationSucceeded):
             logger.info("%s: %s logged in by %s", self.peer, event.username, event.method)
+            if event.restrictions != UNRESTRICTED:
+                logger.info("%s: %s restricted: %s", self.peer, event.username, event.restrictions)
             self._authenticated(event.username)
         elif isinstance(event, AuthenticationFailed):
             logger.info("%s: %s failed %s", self.peer, event.username, event.method)
