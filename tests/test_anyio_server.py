@@ -30,6 +30,7 @@ from loopback import MLKEM_KEX, asyncssh_resize, mlkem_openssh, needs_mlkem_open
 from ptycore.auth import AuthConfig
 from ptycore.client import ClientConfig, ClientConnection
 from ptycore.connection import ChannelClosed, ChannelDataReceived, ChannelOpened, ConnectionConfig
+from ptycore.requests import ExecRequest
 from ptycore.server import ServerConfig
 from ptycore.session import SessionPolicy
 from ptycore.transport import DisconnectReceived, HostKey, Role, Transport
@@ -220,17 +221,26 @@ async def test_openssh_info_exec_with_and_without_a_pty(keys: Keys) -> None:
     assert (plain.returncode, plain.stdout) == (0, NO_TERMINAL.encode())
 
 
-async def test_a_key_with_options_that_are_not_enforced_cannot_log_in(
+async def test_a_forced_command_is_the_program_the_application_sees(
     keys: Keys, tmp_path: Path
 ) -> None:
-    """``command=`` would be ignored, so the key is refused instead of given a shell."""
+    """``command=`` replaces the client's exec (and shell) with an exec of the forced
+    command; the client's command is kept as ``original_command``."""
     restricted = tmp_path / "authorized_keys"
     public = keys.client.with_suffix(".pub").read_bytes()
-    restricted.write_bytes(b'command="echo only this",no-pty ' + public)
-    async with running(echo, replace(keys, authorized_keys=restricted)) as server:
-        refused = await ssh(server, command="anything")
-    assert refused.returncode == 255
-    assert b"Permission denied" in refused.stderr
+    restricted.write_bytes(b'command="only \\"this\\"",no-pty ' + public)
+
+    async def app(session: Session) -> None:
+        program = session.program
+        assert isinstance(program, ExecRequest)
+        await session.write(f"{program.command}|{session.original_command}\n".encode())
+        await session.exit(0)
+
+    async with running(app, replace(keys, authorized_keys=restricted)) as server:
+        execed = await ssh(server, command="anything at all")
+        shell = await ssh(server, "-T")
+    assert (execed.returncode, execed.stdout) == (0, b'only "this"|anything at all\n')
+    assert (shell.returncode, shell.stdout) == (0, b'only "this"|None\n')
 
 
 async def test_openssh_echo_moves_a_mebibyte_both_ways(keys: Keys) -> None:

@@ -15,6 +15,8 @@ from ptycore._wire import encode_boolean, encode_string, encode_text
 from ptycore.auth import (
     AuthenticationSucceeded,
     AuthResult,
+    LoginRestrictions,
+    PeerAuthenticator,
     ServerAuth,
     SimpleAuthenticator,
 )
@@ -130,10 +132,11 @@ def test_query_gets_pk_ok(keys: Keys) -> None:
     [
         ("-n", "bob"),  # alice is not a principal
         ("-n", "alice", "-V", "20000101:20000102"),  # expired
-        ("-n", "alice", "-O", "force-command=/bin/true"),  # a critical option
+        ("-n", "alice", "-O", "critical:frob=bar"),  # an unknown critical option
+        ("-n", "alice", "-O", "source-address=10.0.0.0/8"),  # no address bound
         ("-n", "alice", "-h"),  # a host certificate
     ],
-    ids=["principal", "expired", "critical-option", "host-certificate"],
+    ids=["principal", "expired", "unknown-critical-option", "source-address", "host-certificate"],
 )
 def test_policy_failures(keys: Keys, options: tuple[str, ...]) -> None:
     cert = keys.certificate(*options, name="-".join(options).replace("/", "_"))
@@ -187,3 +190,44 @@ def test_rsa_certificate(keys: Keys) -> None:
 def test_simple_authenticator_needs_a_clock_for_cas() -> None:
     with pytest.raises(ValueError, match="clock"):
         SimpleAuthenticator(trusted_user_cas=[b"ca"])
+
+
+def logged_in_with(auth: ServerAuth, payload: bytes) -> LoginRestrictions | None:
+    events = auth.receive_payload(payload)
+    if not events or not isinstance(events[0], AuthenticationSucceeded):
+        return None
+    return events[0].restrictions
+
+
+@pytest.mark.parametrize(
+    ("options", "restrictions"),
+    [
+        (("-O", "force-command=echo forced"), LoginRestrictions(command="echo forced")),
+        (("-O", "clear"), LoginRestrictions(pty=False)),  # no permit-pty extension
+        (("-O", "clear", "-O", "permit-pty"), LoginRestrictions()),
+        (("-O", "no-pty", "-O", "force-command=x"), LoginRestrictions(pty=False, command="x")),
+    ],
+    ids=["force-command", "no-extensions", "permit-pty", "no-pty-and-command"],
+)
+def test_certificate_options_become_restrictions(
+    keys: Keys, options: tuple[str, ...], restrictions: LoginRestrictions
+) -> None:
+    """auth-options.c sshauthopt_from_cert: only what the certificate grants."""
+    cert = keys.certificate("-n", "alice", *options, name="-".join(options).replace(" ", "_"))
+    assert logged_in_with(server(keys), signed(cert, keys.user)) == restrictions
+
+
+@pytest.mark.parametrize(
+    ("peer", "admitted"),
+    [("127.0.0.1", True), ("::ffff:127.0.0.9", True), ("10.0.0.1", False), ("::1", False)],
+)
+def test_source_address_is_checked_against_the_bound_peer(
+    keys: Keys, peer: str, admitted: bool
+) -> None:
+    cert = keys.certificate(
+        "-n", "alice", "-O", "source-address=127.0.0.0/8,192.0.2.1", name="src"
+    )
+    authenticator = SimpleAuthenticator(trusted_user_cas=[keys.ca], clock=lambda: NOW)
+    assert isinstance(authenticator, PeerAuthenticator)
+    got = logged_in_with(server(keys, authenticator.for_peer(peer)), signed(cert, keys.user))
+    assert (got == LoginRestrictions()) is admitted

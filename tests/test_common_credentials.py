@@ -1,5 +1,6 @@
 """ptycore_common.credentials: read_lines reads the whole file up to the 1 MiB cap, no
-more; FileCache reuses a file's parse only while the file cannot have changed."""
+more; FileCache reuses a file's parse only while the file cannot have changed;
+authorize_key tries every line with the key, as sshd."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from ptycore.keyoptions import UNRESTRICTED, LoginRestrictions
 from ptycore_common.credentials import (
     MAX_FILE_SIZE,
     RACY_SECONDS,
     CredentialsFileError,
     FileCache,
+    authorize_key,
+    read_authorized_keys,
     read_lines,
 )
 
@@ -117,3 +121,30 @@ def test_empty_file_has_no_lines(tmp_path: Path) -> None:
     path = tmp_path / "keys"
     path.write_bytes(b"")
     assert read_lines(path, "authorized keys file") == []
+
+
+KEY = b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKz1xL8uGU7LTgU2ZS6cMQyd4eUOUzEqYcPQSv5t4hgu"
+
+
+def test_every_line_with_the_key_is_tried_in_order(tmp_path: Path) -> None:
+    """auth2-pubkey.c check_authkeys_file: a line whose options refuse the key does
+    not end the search; the first line that admits it gives its restrictions."""
+    path = tmp_path / "authorized_keys"
+    path.write_bytes(
+        b'from="10.0.0.0/8" ' + KEY + b"\n"
+        + b"frobnicate " + KEY + b"\n"
+        + b'from="127.0.0.1",no-pty ' + KEY + b"\n"
+        + KEY + b' a comment\n'
+    )  # fmt: skip
+    found, problems = read_authorized_keys(path)
+    blob = found[0].blob
+    assert [(p.line, p.reason) for p in problems] == [(2, "bad key options: unknown key option")]
+    assert authorize_key(found, blob, peer_address="10.1.1.1", now=0) == (UNRESTRICTED, [])
+    assert authorize_key(found, blob, peer_address="127.0.0.1", now=0) == (
+        LoginRestrictions(pty=False),
+        ["line 1: not from a permitted host (ip=127.0.0.1, required=10.0.0.0/8)"],
+    )
+    restrictions, refusals = authorize_key(found, blob, peer_address="192.0.2.1", now=0)
+    assert restrictions == UNRESTRICTED  # the last line has no options
+    assert len(refusals) == 2
+    assert authorize_key(found, b"another key", peer_address="127.0.0.1", now=0) == (None, [])

@@ -10,15 +10,20 @@ from pathlib import Path
 
 import bcrypt
 import pytest
+from twisted.conch.error import ValidPublicKey
 from twisted.conch.ssh import keys
 from twisted.cred import credentials, error
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
+from ptycore.auth import LoginRestrictions
 from ptycore_twisted import (
+    AuthorizedKeysChecker,
     CredentialsFileError,
     HostKeyError,
     PasswordFile,
+    PeerSSHPrivateKey,
+    RestrictedAvatarId,
     SessionProtocol,
     SessionRealm,
     conch_keys,
@@ -70,16 +75,23 @@ def test_authorized_keys_with_options_comments_and_junk(tmp_path: Path) -> None:
         + b'command="echo \\"quoted, with spaces\\"",no-pty ' + public + b"\n"
         + b"ssh-ed25519 AAAAnot-base64\n"
         + b"   " + public + b"\n"
-        + b'no-port-forwarding,permitopen="h:1,2",No-Agent-Forwarding ' + public + b"\n"
+        + b'no-port-forwarding,permitopen="h:1",No-Agent-Forwarding ' + public + b"\n"
         + b'from="10.0.0.1" ' + public + b"\n"
+        + b'permitopen="h:1,2" ' + public + b"\n"
+        + b"frobnicate " + public + b"\n"
+        + b"cert-authority " + public + b"\n"
     )  # fmt: skip
     found, problems = conch_keys(path)
     expected = keys.Key.fromFile(str(made.client_public))
-    assert found == [expected, expected]  # the bare key and the harmless options
+    # The bare key and the harmless options: Conch's own checker enforces no option.
+    assert found == [expected, expected]
     assert [(p.line, p.reason) for p in problems] == [
-        (3, "ssh-ed25519 key skipped: ptycore does not enforce command, no-pty"),
+        (3, "ssh-ed25519 key skipped: its options need AuthorizedKeysChecker"),
         (4, "not a public key"),
-        (7, "ssh-ed25519 key skipped: ptycore does not enforce from"),
+        (7, "ssh-ed25519 key skipped: its options need AuthorizedKeysChecker"),
+        (8, "bad key options: invalid permission port"),  # sshd: "h" port "1,2"
+        (9, "bad key options: unknown key option"),
+        (10, "ssh-ed25519 key skipped: cert-authority is not supported"),
     ]
 
 
@@ -159,3 +171,43 @@ def test_serve_refuses_with_one_line(
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("ptycore serve: error: ")
     assert message in lines[0]
+
+
+def test_authorized_keys_checker_enforces_options(tmp_path: Path) -> None:
+    """from= by the credentials' address, expiry-time= by the clock, the line's
+    restrictions on the avatar ID; a query gets ValidPublicKey (PK_OK) only for a
+    key that may log in."""
+    made = make_keys(tmp_path)
+    public = made.client_public.read_bytes().strip()
+    path = tmp_path / "ak"
+    path.write_bytes(
+        b'from="10.0.0.0/8",no-pty ' + public + b"\n"
+        + b'from="127.0.0.1",expiry-time="20300101Z",command="c" ' + public + b"\n"
+    )  # fmt: skip
+    private = keys.Key.fromFile(str(made.client))
+    data = b"signed data"
+    blob = private.public().blob()
+
+    def outcome(peer: str | None, *, now: float = 1.8e9, signed: bool = True) -> object:
+        checker = AuthorizedKeysChecker(path, clock=lambda: now)
+        signature = private.sign(data) if signed else None
+        creds = PeerSSHPrivateKey(
+            b"alice", b"ssh-ed25519", blob, data if signed else None, signature, peer_address=peer
+        )
+        results: list[object] = []
+        checker.requestAvatarId(creds).addBoth(results.append)
+        (result,) = results
+        return result.value if isinstance(result, Failure) else result
+
+    admitted = outcome("127.0.0.1")
+    assert isinstance(admitted, RestrictedAvatarId)
+    assert admitted == b"alice"
+    assert admitted.restrictions == LoginRestrictions(command="c")
+    from_ten = outcome("10.1.2.3")
+    assert isinstance(from_ten, RestrictedAvatarId)
+    assert from_ten.restrictions == LoginRestrictions(pty=False)
+    assert isinstance(outcome("192.0.2.1"), error.UnauthorizedLogin)
+    assert isinstance(outcome(None), error.UnauthorizedLogin)
+    assert isinstance(outcome("127.0.0.1", now=1.9e9), error.UnauthorizedLogin)  # 2030 passed
+    assert isinstance(outcome("127.0.0.1", signed=False), ValidPublicKey)
+    assert isinstance(outcome("192.0.2.1", signed=False), error.UnauthorizedLogin)

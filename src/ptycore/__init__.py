@@ -17,7 +17,9 @@ from .auth import (
     Certificate,
     CertificateAuthenticator,
     Challenge,
+    LoginRestrictions,
     PasswordPrompt,
+    PeerAuthenticator,
     Prompt,
     SimpleAuthenticator,
 )
@@ -36,6 +38,7 @@ from .connection import (
     OpenFailureReason,
     SessionEvent,
 )
+from .keyoptions import KeyOptions, match_from, parse_key_options
 from .messages import (
     ChannelFailureMessage,
     ChannelRequestMessage,
@@ -147,7 +150,9 @@ __all__ = [
     "GlobalReplyReceived",
     "GlobalRequestReceived",
     "KeepaliveRequest",
+    "KeyOptions",
     "LocalProtocolError",
+    "LoginRestrictions",
     "MessageNumber",
     "ModePolicy",
     "Opcode",
@@ -159,6 +164,7 @@ __all__ = [
     "OutgoingReply",
     "OutgoingRequest",
     "PasswordPrompt",
+    "PeerAuthenticator",
     "ProgramRequest",
     "Prompt",
     "ProtocolError",
@@ -190,5 +196,7 @@ __all__ = [
     "XonXoffRequest",
     "__version__",
     "encode_outgoing",
+    "match_from",
+    "parse_key_options",
     "parse_request",
 ]

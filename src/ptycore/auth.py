@@ -34,6 +34,7 @@ OpenSSH's rules, with the source they come from:
 
 from __future__ import annotations
 
+import copy
 import enum
 import hmac
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -43,6 +44,7 @@ from typing import Final, Protocol, TypeAlias, runtime_checkable
 from ._certs import CERTIFICATE_ALGORITHMS, USER_CERTIFICATE, Certificate, parse_certificate
 from ._errors import DisconnectReason, ProtocolError
 from ._wire import Reader, encode_boolean, encode_string, encode_text, encode_uint32
+from .keyoptions import UNRESTRICTED, LoginRestrictions, certificate_options
 
 __all__ = [
     "SERVICE_CONNECTION",
@@ -59,7 +61,9 @@ __all__ = [
     "CertificateAuthenticator",
     "Challenge",
     "ClientAuth",
+    "LoginRestrictions",
     "PasswordPrompt",
+    "PeerAuthenticator",
     "Prompt",
     "ServerAuth",
     "SignatureVerifier",
@@ -125,14 +129,21 @@ class AuthDecision(enum.Enum):
     come from :meth:`Authenticator.methods_for`, which should then leave this one out."""
 
 
-AuthResult: TypeAlias = bool | AuthDecision
-"""``True`` is :attr:`AuthDecision.SUCCESS`, ``False`` :attr:`AuthDecision.FAILURE`."""
+AuthResult: TypeAlias = bool | AuthDecision | LoginRestrictions
+"""``True`` is :attr:`AuthDecision.SUCCESS`, ``False`` :attr:`AuthDecision.FAILURE`;
+a :class:`LoginRestrictions` is a success under those restrictions."""
 
 
 def _decision(result: AuthResult) -> AuthDecision:
     if isinstance(result, AuthDecision):
         return result
+    if isinstance(result, LoginRestrictions):
+        return AuthDecision.SUCCESS
     return AuthDecision.SUCCESS if result else AuthDecision.FAILURE
+
+
+def _restrictions(result: AuthResult) -> LoginRestrictions:
+    return result if isinstance(result, LoginRestrictions) else UNRESTRICTED
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -202,6 +213,18 @@ class CertificateAuthenticator(Authenticator, Protocol):
         ...
 
 
+@runtime_checkable
+class PeerAuthenticator(Protocol):
+    """An authenticator that decides by the client's address too (``from=`` in
+    ``authorized_keys``). :class:`~ptycore.server.ServerConnection`, given the
+    client's ``peer_address``, authenticates with ``for_peer(peer_address)``."""
+
+    def for_peer(self, address: str) -> Authenticator:
+        """The authenticator for one connection from ``address`` (an IP address as
+        text, IPv6 without brackets)."""
+        ...
+
+
 class _ChecksPasswords(Protocol):
     def check_password(self, username: str, password: str) -> AuthResult: ...
 
@@ -222,7 +245,10 @@ class PasswordPrompt:
         self: _ChecksPasswords, username: str, responses: tuple[str, ...]
     ) -> Challenge | AuthResult:
         """The one answer must be the password."""
-        return len(responses) == 1 and self.check_password(username, responses[0]) is True
+        if len(responses) != 1:
+            return False
+        result = self.check_password(username, responses[0])
+        return result if _decision(result) is AuthDecision.SUCCESS else False
 
 
 class SimpleAuthenticator(PasswordPrompt):
@@ -235,8 +261,10 @@ class SimpleAuthenticator(PasswordPrompt):
     and no PAM. Certificates signed by one of ``trusted_user_cas`` (CA public key
     blobs, sshd's ``TrustedUserCAKeys``) log in a user named among their
     principals while ``clock()`` (seconds since the epoch, ``time.time`` in an
-    adapter) is inside their validity window, and only without critical options,
-    which this class cannot enforce.
+    adapter) is inside their validity window, with what the certificate grants
+    (:func:`ptycore.keyoptions.certificate_options`: a PTY only with
+    ``permit-pty``, its ``force-command``, its ``source-address`` checked against
+    the address :meth:`for_peer` was given, as a :class:`PeerAuthenticator`).
     """
 
     def __init__(
@@ -253,15 +281,35 @@ class SimpleAuthenticator(PasswordPrompt):
         if self._cas and clock is None:
             raise ValueError("trusted_user_cas needs a clock for the validity windows")
         self._clock = clock
+        self._peer_address: str | None = None
+
+    def for_peer(self, address: str) -> SimpleAuthenticator:
+        """The same tables, for a connection from ``address`` (``source-address``);
+        itself when it trusts no CA (nothing then depends on the address)."""
+        if not self._cas:
+            return self
+        bound = copy.copy(self)
+        bound._peer_address = address
+        return bound
 
     def check_certificate(self, username: str, certificate: Certificate) -> AuthResult:
-        return (
+        clock = self._clock
+        if not (
             certificate.ca_blob in self._cas
-            and self._clock is not None
+            and clock is not None
             and username in certificate.principals
-            and certificate.valid_at(self._clock())
-            and not certificate.critical_options
-        )
+        ):
+            return False
+        now = clock()
+        if not certificate.valid_at(now):
+            return False
+        try:
+            options = certificate_options(certificate)
+        except ValueError:
+            return False
+        if options.refusal(peer_address=self._peer_address, now=now) is not None:
+            return False
+        return options.restrictions
 
     def methods_for(self, username: str) -> Collection[str]:
         methods = ["publickey"]
@@ -316,6 +364,9 @@ class AuthenticationSucceeded:
 
     username: str
     method: str
+    restrictions: LoginRestrictions = UNRESTRICTED
+    """Server: what the authenticator restricted this login to (applied to every
+    session of the connection)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -478,7 +529,7 @@ class ServerAuth:
         checked = self._check_key(username, algorithm, blob)
         if checked is None:
             return self._finish(username, "publickey", AuthDecision.FAILURE)
-        decision, signature_algorithm, key_blob = checked
+        result, signature_algorithm, key_blob = checked
         if signature is None:
             # RFC 4252 section 7: PK_OK, byte 60, string algorithm, string key blob. Not a
             # failure and not counted (auth2-pubkey.c sets authctxt->postponed).
@@ -494,12 +545,13 @@ class ServerAuth:
             signature_algorithm, key_blob, signature, data
         ):
             return self._finish(username, "publickey", AuthDecision.FAILURE)
-        return self._finish(username, "publickey", decision)
+        return self._finish(username, "publickey", result)
 
     def _check_key(
         self, username: str, algorithm: str, blob: bytes
-    ) -> tuple[AuthDecision, str, bytes] | None:
-        """The decision, signature algorithm and plain key blob; None to fail."""
+    ) -> tuple[AuthResult, str, bytes] | None:
+        """The authenticator's answer, signature algorithm and plain key blob; None
+        to fail."""
         certified = CERTIFICATE_ALGORITHMS.get(algorithm)
         if certified is not None:
             cert_type, signature_algorithm = certified
@@ -512,17 +564,17 @@ class ServerAuth:
             # auth2-pubkey.c user_cert_trusted_ca: a valid user certificate, then policy.
             if certificate is None or certificate.cert_type != USER_CERTIFICATE:
                 return None
-            decision = _decision(authenticator.check_certificate(username, certificate))
+            result = authenticator.check_certificate(username, certificate)
             key_blob = certificate.public_blob
         elif PUBLIC_KEY_ALGORITHMS.get(algorithm) == _blob_type(blob):
-            decision = _decision(self._authenticator.check_public_key(username, algorithm, blob))
+            result = self._authenticator.check_public_key(username, algorithm, blob)
             signature_algorithm, key_blob = algorithm, blob
         else:
             # auth2-pubkey.c: an unknown algorithm or a key of another type fails.
             return None
-        if decision is AuthDecision.FAILURE:
+        if _decision(result) is AuthDecision.FAILURE:
             return None
-        return decision, signature_algorithm, key_blob
+        return result, signature_algorithm, key_blob
 
     def _password(self, reader: Reader, username: str) -> list[AuthEvent]:
         # RFC 4252 section 8: boolean change, string password, [string new password].
@@ -535,8 +587,8 @@ class ServerAuth:
             # auth2-passwd.c refuses changes; auth-passwd.c refuses long passwords.
             return self._finish(username, "password", AuthDecision.FAILURE)
         text = password.decode("utf-8", "surrogateescape")
-        decision = _decision(self._authenticator.check_password(username, text))
-        return self._finish(username, "password", decision)
+        result = self._authenticator.check_password(username, text)
+        return self._finish(username, "password", result)
 
     def _kbdint_start(self, reader: Reader, username: str) -> list[AuthEvent]:
         # RFC 4256 section 3.1: string language tag (deprecated), string submethods.
@@ -565,7 +617,7 @@ class ServerAuth:
 
     def _kbdint_outcome(self, username: str, outcome: Challenge | AuthResult) -> list[AuthEvent]:
         if not isinstance(outcome, Challenge):
-            return self._finish(username, "keyboard-interactive", _decision(outcome))
+            return self._finish(username, "keyboard-interactive", outcome)
         # RFC 4256 section 3.2: byte 60, string name, string instruction, string language
         # tag, int num-prompts, (string prompt, boolean echo) * n.
         parts = [
@@ -581,11 +633,16 @@ class ServerAuth:
         self._kbdint = (username, len(outcome.prompts))
         return []
 
-    def _finish(self, username: str, method: str, decision: AuthDecision) -> list[AuthEvent]:
+    def _finish(self, username: str, method: str, result: AuthResult) -> list[AuthEvent]:
+        decision = _decision(result)
         if decision is AuthDecision.SUCCESS:
             self._authenticated = username
             self._outgoing.append(bytes([MSG_USERAUTH_SUCCESS]))
-            return [AuthenticationSucceeded(username=username, method=method)]
+            return [
+                AuthenticationSucceeded(
+                    username=username, method=method, restrictions=_restrictions(result)
+                )
+            ]
         partial = decision is AuthDecision.PARTIAL
         # auth2.c userauth_finish: the first "none" and partial successes are free.
         if not partial and (self._attempts > 1 or method != "none"):

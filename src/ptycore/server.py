@@ -28,6 +28,7 @@ grace time ran out, or the client stopped answering keepalives).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,8 +44,16 @@ from ._endpoint import (
 )
 from ._errors import DisconnectReason, ProtocolError
 from ._wire import Reader, encode_boolean, encode_string, encode_text
-from .auth import SERVICE_USERAUTH, AuthConfig, AuthenticationSucceeded, Authenticator, ServerAuth
+from .auth import (
+    SERVICE_USERAUTH,
+    AuthConfig,
+    AuthenticationSucceeded,
+    Authenticator,
+    PeerAuthenticator,
+    ServerAuth,
+)
 from .connection import Connection, ConnectionConfig, GlobalReplyReceived
+from .keyoptions import UNRESTRICTED, LoginRestrictions
 from .session import Role as SessionRole
 from .session import ServerSession
 from .transport import (
@@ -93,7 +102,16 @@ class ServerConnection(Endpoint):
 
     ``now`` is the time the connection was accepted on the adapter's clock (any
     monotonic seconds); the login grace time counts from it, or from the first
-    ``now`` given to :meth:`receive_data` when it is ``None``.
+    ``now`` given to :meth:`receive_data` when it is ``None``. ``peer_address`` is
+    the client's IP address as text: a :class:`~ptycore.auth.PeerAuthenticator`
+    then decides with ``authenticator.for_peer(peer_address)`` (``from=`` in
+    ``authorized_keys``).
+
+    The :class:`~ptycore.auth.LoginRestrictions` the authenticator granted the
+    login with apply to every session: their
+    :meth:`~ptycore.auth.LoginRestrictions.session_policy` replaces
+    ``config.connection.session_policy`` (a pty-req refused with ``no-pty``, a
+    forced command in place of every program).
     """
 
     __slots__ = (
@@ -107,6 +125,8 @@ class ServerConnection(Endpoint):
         "_host_key_algorithm",
         "_host_keys",
         "_now",
+        "_peer_address",
+        "_restrictions",
         "_service_accepted",
         "_username",
     )
@@ -119,12 +139,17 @@ class ServerConnection(Endpoint):
         random: Callable[[int], bytes] = os.urandom,
         *,
         now: float | None = None,
+        peer_address: str | None = None,
     ) -> None:
         self._config = config or ServerConfig()
         super().__init__(
             Transport(Role.SERVER, self._config.transport, host_keys=host_keys, random=random)
         )
+        if peer_address is not None and isinstance(authenticator, PeerAuthenticator):
+            authenticator = authenticator.for_peer(peer_address)
         self._authenticator = authenticator
+        self._peer_address = peer_address
+        self._restrictions = UNRESTRICTED
         self._auth: ServerAuth | None = None
         self._service_accepted = False
         self._username: str | None = None
@@ -141,6 +166,16 @@ class ServerConnection(Endpoint):
     def username(self) -> str | None:
         """The authenticated user, once authentication succeeded."""
         return self._username
+
+    @property
+    def peer_address(self) -> str | None:
+        """The client's address, as given."""
+        return self._peer_address
+
+    @property
+    def restrictions(self) -> LoginRestrictions:
+        """What the login is restricted to (nothing before it)."""
+        return self._restrictions
 
     # -- session verbs -------------------------------------------------------------------
 
@@ -273,7 +308,12 @@ class ServerConnection(Endpoint):
         for event in events:
             if isinstance(event, AuthenticationSucceeded) and self._connection is None:
                 self._username = event.username
-                self._connection = Connection(SessionRole.SERVER, self._config.connection)
+                self._restrictions = event.restrictions
+                connection = self._config.connection
+                policy = event.restrictions.session_policy(connection.session_policy)
+                if policy is not connection.session_policy:
+                    connection = dataclasses.replace(connection, session_policy=policy)
+                self._connection = Connection(SessionRole.SERVER, connection)
                 self._announce_host_keys()
                 if self._config.client_alive_interval > 0:
                     self._alive_deadline = self._now + self._config.client_alive_interval

@@ -241,7 +241,13 @@ class SessionPolicy:
     """Signal names delivered (without ``SIG``). OpenSSH's seven by default; add
     ``INFO@openssh.com`` where the platform has SIGINFO, as name2sig does."""
     allow_pty: bool = True
-    """Whether a PTY may be granted at all (sshd_config PermitTTY)."""
+    """Whether a PTY may be granted at all (sshd_config PermitTTY; ``no-pty`` in
+    authorized_keys, see :class:`~ptycore.auth.LoginRestrictions`)."""
+    forced_command: str | None = None
+    """Run this command for every shell, exec and subsystem request instead (sshd
+    ``ForceCommand``; ``command=`` in authorized_keys): the application is asked
+    about an ``exec`` of it, and :attr:`ServerSession.original_command` keeps what
+    the client asked for (``session.c`` ``do_exec``)."""
     mode_policy: ModePolicy = ModePolicy.OPENSSH
     """OPENSSH: irregular terminal modes still get the PTY, ``modes.applicable`` tells
     whether to apply them (ttymodes.c). STRICT: they are a ProtocolError."""
@@ -270,6 +276,8 @@ class SessionPolicy:
             raise TypeError("mode_policy must be a ModePolicy")
         if not isinstance(self.window_size, WindowSizePolicy):
             raise TypeError("window_size must be a WindowSizePolicy")
+        if self.forced_command is not None:
+            ExecRequest(command=self.forced_command)  # validates the text
         object.__setattr__(self, "accept_env", tuple(self.accept_env))
         object.__setattr__(self, "signals", frozenset(self.signals))
         object.__setattr__(
@@ -290,13 +298,16 @@ class RequestReceived:
     :meth:`~ServerSession.reject` ``handle``, now or later, in any order.
 
     ``request`` is the request as the machine took it: for a pty-req whose size was
-    clamped (``clamped`` true), the clamped size.
+    clamped (``clamped`` true), the clamped size; under a forced command
+    (:attr:`SessionPolicy.forced_command`), an ``exec`` of it, with the client's
+    shell, exec or subsystem request in ``original``.
     """
 
     handle: int
     request: ChannelRequest
     want_reply: bool
     clamped: bool = False
+    original: ProgramRequest | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -493,6 +504,7 @@ class _Pending:
     request: ChannelRequest
     want_reply: bool
     decision: bool | None = None
+    original: ProgramRequest | None = None
 
 
 def _clamp(size: WindowSize) -> WindowSize:
@@ -802,6 +814,7 @@ class ServerSession(Session):
         "_agent_granted",
         "_agent_requested",
         "_env_accepted",
+        "_original",
         "_replies",
         "_undecided",
         "_x11",
@@ -823,6 +836,7 @@ class ServerSession(Session):
         self._agent_requested = False
         self._agent_granted = False
         self._env_accepted = 0
+        self._original: ProgramRequest | None = None
 
     @property
     def _limits(self) -> RequestLimits:
@@ -837,6 +851,19 @@ class ServerSession(Session):
     def agent_forwarding(self) -> bool:
         """Whether agent forwarding was granted."""
         return self._agent_granted
+
+    @property
+    def original_command(self) -> str | None:
+        """The client's own command, once a forced command runs in its place: the
+        exec's command, or the subsystem's name; ``None`` for a shell, as sshd sets
+        ``SSH_ORIGINAL_COMMAND`` only when there was one (``session.c``
+        ``do_setup_env``)."""
+        original = self._original
+        if isinstance(original, ExecRequest):
+            return original.command
+        if isinstance(original, SubsystemRequest):
+            return original.name
+        return None
 
     @property
     def undecided(self) -> tuple[int, ...]:
@@ -872,15 +899,30 @@ class ServerSession(Session):
             # session.c session_auth_agent_req sets `called` before it tries, so a
             # second request is refused even when the first failed.
             self._agent_requested = True
+        original: ProgramRequest | None = None
+        forced = self.policy.forced_command
+        if forced is not None and isinstance(
+            request, ShellRequest | ExecRequest | SubsystemRequest
+        ):
+            # session.c do_exec: the forced command replaces whatever was asked for.
+            original, request = request, ExecRequest(command=forced)
         pending = _Pending(
-            handle=self._new_handle(), kind=kind, request=request, want_reply=want_reply
+            handle=self._new_handle(),
+            kind=kind,
+            request=request,
+            want_reply=want_reply,
+            original=original,
         )
         self._undecided[pending.handle] = pending
         if want_reply:
             self._replies.append(pending)
         self._state = rule.next_state
         return RequestReceived(
-            handle=pending.handle, request=request, want_reply=want_reply, clamped=clamped
+            handle=pending.handle,
+            request=request,
+            want_reply=want_reply,
+            clamped=clamped,
+            original=original,
         )
 
     def accept(self, handle: int) -> None:
@@ -940,6 +982,7 @@ class ServerSession(Session):
             self._agent_granted = True
         elif isinstance(request, ShellRequest | ExecRequest | SubsystemRequest):
             self._program = request
+            self._original = pending.original
 
     def _flush_replies(self) -> None:
         while self._replies and self._replies[0].decision is not None:

@@ -8,19 +8,28 @@ does, so edits take effect without a restart (the authorized keys only when
 unreadable file stops the server with a clear message. The server runs every
 session as the user who started it, so the login name is only a label: any name
 is accepted with an authorized key, or with the password listed for that name.
+
+The options of an authorized key are enforced as sshd does (``from=``,
+``expiry-time=``, ``no-pty``, ``restrict``, ``pty``, ``command=``): the server
+binds the authenticator to each connection's address with
+:meth:`FileAuthenticator.for_peer`, and a key that may log in does so with the
+:class:`~ptycore.auth.LoginRestrictions` of its line.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 from pathlib import Path
 
-from ptycore.auth import AuthResult, PasswordPrompt
+from ptycore.auth import Authenticator, AuthResult, PasswordPrompt
 from ptycore_common.credentials import (
+    AuthorizedKey,
     CredentialsFileError,
     FileCache,
     FileProblem,
+    authorize_key,
     password_matches,
     read_authorized_keys,
     read_password_file,
@@ -42,7 +51,11 @@ class FileAuthenticator(PasswordPrompt):
     """
 
     def __init__(
-        self, *, authorized_keys: Path | None = None, password_file: Path | None = None
+        self,
+        *,
+        authorized_keys: Path | None = None,
+        password_file: Path | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if authorized_keys is None and password_file is None:
             raise CredentialsFileError(
@@ -58,6 +71,13 @@ class FileAuthenticator(PasswordPrompt):
         self.authorized_keys = authorized_keys
         self.password_file = password_file
         self.blocking = password_file is not None
+        self._clock = clock
+
+    def for_peer(self, address: str) -> Authenticator:
+        """This authenticator for one connection from ``address``, sharing the files'
+        caches (:class:`~ptycore.auth.PeerAuthenticator`). Unbound, a key with
+        ``from=`` never logs in."""
+        return _PeerBound(self, address)
 
     def methods_for(self, username: str) -> Collection[str]:
         """publickey with an authorized keys file; password and keyboard-interactive
@@ -70,11 +90,16 @@ class FileAuthenticator(PasswordPrompt):
         return methods
 
     def check_public_key(self, username: str, algorithm: str, public_blob: bytes) -> AuthResult:
-        """Whether the key is in the authorized keys file as it is now."""
+        """Whether the key is in the authorized keys file as it is now, and what its
+        options let it do now from an unknown address (``auth2-pubkey.c``)."""
+        return self.check_key_from(public_blob, None)
+
+    def check_key_from(self, public_blob: bytes, peer_address: str | None) -> AuthResult:
+        """:meth:`check_public_key` for a client at ``peer_address``."""
         if self._authorized is None:
             return False
         try:
-            blobs, problems = self._authorized.get()
+            keys, problems = self._authorized.get()
         except CredentialsFileError as problem:
             logger.warning("%s", problem)
             return False
@@ -82,7 +107,15 @@ class FileAuthenticator(PasswordPrompt):
             logger.warning(
                 "%s line %d skipped: %s", self.authorized_keys, skipped.line, skipped.reason
             )
-        return public_blob in blobs
+        restrictions, refusals = authorize_key(
+            keys.get(public_blob, ()),
+            public_blob,
+            peer_address=peer_address,
+            now=self._clock(),
+        )
+        for refusal in refusals:
+            logger.warning("%s %s", self.authorized_keys, refusal)
+        return False if restrictions is None else restrictions
 
     def check_password(self, username: str, password: str) -> AuthResult:
         """Whether the password file lists this password (plain or bcrypt) for the user."""
@@ -99,8 +132,33 @@ class FileAuthenticator(PasswordPrompt):
         return password_matches(password.encode("utf-8", "surrogateescape"), stored)
 
 
-def _authorized_blobs(path: Path) -> tuple[frozenset[bytes], tuple[FileProblem, ...]]:
-    """The key blobs of an authorized keys file, and the lines skipped (immutable:
-    kept and shared between attempts)."""
+class _PeerBound(PasswordPrompt):
+    """A :class:`FileAuthenticator` for one connection: two slots, the files and
+    their caches shared (an idle connection keeps its authenticator)."""
+
+    __slots__ = ("_files", "peer_address")
+
+    def __init__(self, files: FileAuthenticator, peer_address: str) -> None:
+        self._files = files
+        self.peer_address = peer_address
+
+    def methods_for(self, username: str) -> Collection[str]:
+        return self._files.methods_for(username)
+
+    def check_public_key(self, username: str, algorithm: str, public_blob: bytes) -> AuthResult:
+        return self._files.check_key_from(public_blob, self.peer_address)
+
+    def check_password(self, username: str, password: str) -> AuthResult:
+        return self._files.check_password(username, password)
+
+
+def _authorized_blobs(
+    path: Path,
+) -> tuple[dict[bytes, tuple[AuthorizedKey, ...]], tuple[FileProblem, ...]]:
+    """The keys of an authorized keys file by blob, in file order, and the lines
+    skipped (kept and shared between attempts, never changed)."""
     found, problems = read_authorized_keys(path)
-    return frozenset(key.blob for key in found), tuple(problems)
+    by_blob: dict[bytes, tuple[AuthorizedKey, ...]] = {}
+    for key in found:
+        by_blob[key.blob] = (*by_blob.get(key.blob, ()), key)
+    return by_blob, tuple(problems)

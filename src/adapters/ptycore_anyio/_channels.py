@@ -241,8 +241,12 @@ class SessionRouter:
             else:
                 session.deliver(Break(length_ms=request.length_ms, _decide=decide))
             return
-        grant = isinstance(request, PtyRequest | EnvRequest | ShellRequest | ExecRequest) or (
-            isinstance(request, SubsystemRequest) and request.name in self._subsystems
+        # Under a forced command, judged by what the client asked for: sshd refuses a
+        # subsystem missing from its configuration before the forced command could
+        # run (session.c session_subsystem_req).
+        asked = event.original if event.original is not None else request
+        grant = isinstance(asked, PtyRequest | EnvRequest | ShellRequest | ExecRequest) or (
+            isinstance(asked, SubsystemRequest) and asked.name in self._subsystems
         )
         logger.info(
             "session %d: %s %s",

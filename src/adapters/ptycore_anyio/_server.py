@@ -44,6 +44,7 @@ from ptycore.connection import (
     ChannelWritable,
     SessionEvent,
 )
+from ptycore.keyoptions import UNRESTRICTED
 from ptycore.server import ConnectionClosed, Event, ServerConfig, ServerConnection
 from ptycore.transport import HostKey
 from ptycore_common.tcp import acknowledge_short_read
@@ -223,7 +224,11 @@ class _Connection:
         self.sock = sock
         self.peer = peer
         self.core = ServerConnection(
-            server.config, server.authenticator, server.host_keys, now=anyio.current_time()
+            server.config,
+            server.authenticator,
+            server.host_keys,
+            now=anyio.current_time(),
+            peer_address=_host(peer),
         )
         # Logged here rather than in run(): logging looks up its caller's frame, and
         # a coroutine's frame object, once made, lives as long as the connection.
@@ -386,6 +391,8 @@ class _Connection:
                 self.router.handle(event)
         elif isinstance(event, AuthenticationSucceeded):
             logger.info("%s: %s logged in by %s", self.peer, event.username, event.method)
+            if event.restrictions != UNRESTRICTED:
+                logger.info("%s: %s restricted: %s", self.peer, event.username, event.restrictions)
             self._authenticated(event.username)
         elif isinstance(event, AuthenticationFailed):
             logger.info("%s: %s failed %s", self.peer, event.username, event.method)
@@ -578,6 +585,11 @@ def drop_sent(views: list[bytes | memoryview], sent: int) -> None:
     del views[:done]
     if sent:
         views[0] = memoryview(views[0])[sent:]
+
+
+def _host(peer: str) -> str:
+    """The address in what :func:`_address` made: ``[::1]:22`` gives ``::1``."""
+    return peer.rpartition(":")[0].removeprefix("[").removesuffix("]")
 
 
 def _address(address: Any) -> str:

@@ -185,8 +185,16 @@ class Session:
         return self._link.machine.environment
 
     @property
+    def original_command(self) -> str | None:
+        """Under a forced command (``command=`` in authorized_keys), the command or
+        subsystem the client asked for, as sshd's ``SSH_ORIGINAL_COMMAND``; else
+        ``None``."""
+        return self._link.machine.original_command
+
+    @property
     def program(self) -> ProgramRequest:
-        """The shell, exec or subsystem request that started this application."""
+        """The shell, exec or subsystem request that started this application (an
+        ``exec`` of the forced command, under one)."""
         program = self._link.machine.program
         if program is None:  # the server starts applications only after the grant
             raise RuntimeError("the session has no program yet")

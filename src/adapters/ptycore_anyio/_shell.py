@@ -189,7 +189,13 @@ class Shell:
 
     def _spawn(self, session: Session, args: list[str]) -> _Child:
         """Pipes, in a new session (``session.c`` ``do_exec_no_pty`` calls ``setsid``)."""
-        env = build_environment(session.environment, shell=self.shell, pty=None, tty=None)
+        env = build_environment(
+            session.environment,
+            shell=self.shell,
+            pty=None,
+            tty=None,
+            original_command=session.original_command,
+        )
         # S603: the command is the client's to choose; that is what exec means.
         popen = subprocess.Popen(  # noqa: S603
             args,
@@ -209,7 +215,11 @@ class Shell:
         try:
             configure_pty(slave, pty)
             env = build_environment(
-                session.environment, shell=self.shell, pty=pty, tty=os.ttyname(slave)
+                session.environment,
+                shell=self.shell,
+                pty=pty,
+                tty=os.ttyname(slave),
+                original_command=session.original_command,
             )
             popen = subprocess.Popen(  # noqa: S603 (the client's command, as exec means)
                 [sys.executable, "-I", "-S", "-c", _CONTROLLING_TTY, self.shell, *args],

@@ -1,8 +1,9 @@
 """Authorized keys and password files, read the way ``sshd`` reads them.
 
 Both adapters decide logins from the same files with this code: the Twisted
-adapter turns the key blobs into Conch keys for its cred checkers, the anyio
-adapter compares blobs inside ptycore's :class:`~ptycore.auth.Authenticator`.
+adapter's cred checker and the anyio adapter's :class:`~ptycore.auth.Authenticator`
+look a key up with :func:`authorize_key`, which applies the line's options
+(:mod:`ptycore.keyoptions`) to the client's address and the time now.
 """
 
 from __future__ import annotations
@@ -13,22 +14,23 @@ import hmac
 import os
 import struct
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, Generic, TypeVar
 
 import bcrypt
 
+from ptycore.keyoptions import KeyOptions, LoginRestrictions, parse_key_options
+
 __all__ = [
     "MAX_FILE_SIZE",
-    "NOTHING_TO_ENFORCE",
     "RACY_SECONDS",
     "AuthorizedKey",
     "CredentialsFileError",
     "FileCache",
     "FileProblem",
-    "option_names",
+    "authorize_key",
     "parse_authorized_key",
     "password_matches",
     "read_authorized_keys",
@@ -60,21 +62,13 @@ class FileProblem:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AuthorizedKey:
     """One key of an ``authorized_keys`` line: its type name, its public blob
-    (RFC 4253 6.6, the base64-decoded second field) and the names of the options
-    before it, lower-cased as sshd compares them."""
+    (RFC 4253 6.6, the base64-decoded second field) and the options before it."""
 
     key_type: str
     blob: bytes
-    options: tuple[str, ...] = ()
+    options: KeyOptions = field(default_factory=KeyOptions)
     line: int = 0
     """Its line in the file (from 1), once read from one."""
-
-    def unenforced_options(self) -> list[str]:
-        """The options ptycore cannot honour. A key that has any is skipped: let in
-        without them it would get more than its line allows (a shell instead of its
-        ``command=``, from anywhere instead of its ``from=``, a PTY despite
-        ``no-pty``), so it is not let in at all."""
-        return [name for name in self.options if name not in NOTHING_TO_ENFORCE]
 
 
 def read_lines(path: Path, what: str) -> list[bytes]:
@@ -93,42 +87,6 @@ def read_lines(path: Path, what: str) -> list[bytes]:
     if len(data) > MAX_FILE_SIZE:
         raise CredentialsFileError(f"cannot use {what} {path}: larger than 1 MiB")
     return data.splitlines()
-
-
-NOTHING_TO_ENFORCE: Final = frozenset(
-    {
-        "no-port-forwarding",
-        "no-agent-forwarding",
-        "no-x11-forwarding",
-        "no-user-rc",
-        "port-forwarding",
-        "agent-forwarding",
-        "x11-forwarding",
-        "user-rc",
-        "permitopen",
-        "permitlisten",
-        "environment",
-    }
-)
-"""sshd(8) options about what ptycore never offers (forwarding, ``~/.ssh/rc``), and
-``environment=``, which sshd too ignores unless ``PermitUserEnvironment`` (off by
-default): whatever they say, a key gets the same from ptycore."""
-
-
-def option_names(field: bytes) -> tuple[str, ...]:
-    """The names in an options field: comma-separated, commas inside double quotes
-    not counting (sshd's ``auth-options.c``), ``name=value`` named by ``name``."""
-    names: list[str] = []
-    quoted = False
-    start = 0
-    for index, byte in enumerate(field):
-        if byte == 0x22 and (index == 0 or field[index - 1] != 0x5C):  # an unescaped "
-            quoted = not quoted
-        elif byte == 0x2C and not quoted:  # ,
-            names.append(field[start:index].split(b"=", 1)[0].decode("ascii", "replace"))
-            start = index + 1
-    names.append(field[start:].split(b"=", 1)[0].decode("ascii", "replace"))
-    return tuple(name.lower() for name in names if name)
 
 
 def skip_options(line: bytes) -> bytes:
@@ -171,7 +129,11 @@ def _key_fields(line: bytes) -> AuthorizedKey | None:
 
 def parse_authorized_key(line: bytes) -> AuthorizedKey | None:
     """``[options] keytype base64 [comment]`` as sshd's ``auth_check_authkey_line``:
-    first as a bare key, then after skipping the options; ``None`` if neither."""
+    first as a bare key, then after skipping the options; ``None`` if neither.
+
+    Raises :class:`ValueError` (sshd's reason) for a key whose options sshd calls
+    "bad key options" (``auth-options.c`` ``sshauthopt_parse``).
+    """
     bare = _key_fields(line)
     if bare is not None:
         return bare
@@ -180,16 +142,18 @@ def parse_authorized_key(line: bytes) -> AuthorizedKey | None:
     if key is None:
         return None
     field = line[: len(line) - len(rest)].rstrip(b" \t")
-    return AuthorizedKey(key_type=key.key_type, blob=key.blob, options=option_names(field))
+    options = parse_key_options(field.decode("utf-8", "surrogateescape"))
+    return AuthorizedKey(key_type=key.key_type, blob=key.blob, options=options)
 
 
 def read_authorized_keys(path: Path) -> tuple[list[AuthorizedKey], list[FileProblem]]:
     """The public keys in an OpenSSH ``authorized_keys`` file, and the lines skipped.
 
-    A key with options that ptycore does not enforce (``command=``, ``from=``,
-    ``no-pty``, ``restrict``...) is skipped, see
-    :meth:`AuthorizedKey.unenforced_options`. Empty lines and ``#`` comments are
-    skipped.
+    Skipped, with the reason: lines that are not a key, keys whose options sshd
+    refuses as "bad key options" (an unknown option, two ``command=``, a bad
+    ``from=`` list or ``expiry-time=``...), and ``cert-authority`` lines (ptycore's
+    servers take no user certificates from authorized_keys). Empty lines and ``#``
+    comments are skipped silently.
     """
     found: list[AuthorizedKey] = []
     problems: list[FileProblem] = []
@@ -197,18 +161,38 @@ def read_authorized_keys(path: Path) -> tuple[list[AuthorizedKey], list[FileProb
         line = raw.strip()
         if not line or line.startswith(b"#"):
             continue
-        key = parse_authorized_key(line)
+        try:
+            key = parse_authorized_key(line)
+        except ValueError as error:
+            problems.append(FileProblem(line=number, reason=f"bad key options: {error}"))
+            continue
         if key is None:
             problems.append(FileProblem(line=number, reason="not a public key"))
             continue
-        unenforced = key.unenforced_options()
-        if unenforced:
-            names = ", ".join(unenforced)
-            reason = f"{key.key_type} key skipped: ptycore does not enforce {names}"
+        if key.options.cert_authority:
+            reason = f"{key.key_type} key skipped: cert-authority is not supported"
             problems.append(FileProblem(line=number, reason=reason))
             continue
         found.append(replace(key, line=number))
     return found, problems
+
+
+def authorize_key(
+    found: Iterable[AuthorizedKey], blob: bytes, *, peer_address: str | None, now: float
+) -> tuple[LoginRestrictions | None, list[str]]:
+    """What the key ``blob`` may do when it logs in from ``peer_address`` at Unix
+    time ``now``: the restrictions of the first line with this key whose options
+    let it in (sshd's ``auth2-pubkey.c`` ``check_authkeys_file`` tries every line),
+    or ``None``; and why each other line with this key refused it, for the log."""
+    refusals: list[str] = []
+    for key in found:
+        if key.blob != blob:
+            continue
+        refusal = key.options.refusal(peer_address=peer_address, now=now)
+        if refusal is None:
+            return key.options.restrictions, refusals
+        refusals.append(f"line {key.line}: {refusal}")
+    return None, refusals
 
 
 def read_password_file(path: Path) -> dict[bytes, bytes]:

@@ -56,13 +56,19 @@ def signal_name(number: int) -> str:
 
 
 def build_environment(
-    accepted: Mapping[str, str], *, shell: str, pty: PtyRequest | None, tty: str | None
+    accepted: Mapping[str, str],
+    *,
+    shell: str,
+    pty: PtyRequest | None,
+    tty: str | None,
+    original_command: str | None = None,
 ) -> dict[str, str]:
     """The program's environment, built fresh as ``session.c`` ``do_setup_env`` does.
 
     The client's accepted variables first; the server's own ``HOME``, ``USER``,
-    ``LOGNAME``, ``PATH``, ``SHELL``, and ``TERM`` from the pty-req override them.
-    Nothing else leaks from the server's environment.
+    ``LOGNAME``, ``PATH``, ``SHELL``, ``TERM`` from the pty-req, and
+    ``SSH_ORIGINAL_COMMAND`` (the client's command when a forced command runs in
+    its place) override them. Nothing else leaks from the server's environment.
     """
     env = dict(accepted)
     home = os.path.expanduser("~")
@@ -78,6 +84,8 @@ def build_environment(
         env["TERM"] = pty.term
     if tty is not None:
         env["SSH_TTY"] = tty
+    if original_command is not None:
+        env["SSH_ORIGINAL_COMMAND"] = original_command
     return env
 
 

@@ -27,9 +27,24 @@ from ._channel import (
     SessionProtocol,
     SessionTransport,
 )
-from ._cred import AuthorizedKeysFile, CredentialsFileError, PasswordFile, conch_keys, make_portal
+from ._cred import (
+    AuthorizedKeysChecker,
+    AuthorizedKeysFile,
+    CredentialsFileError,
+    PasswordFile,
+    PeerSSHPrivateKey,
+    RestrictedAvatarId,
+    conch_keys,
+    make_portal,
+)
 from ._keys import HostKeyError, default_host_key_path, load_host_key, load_or_create_host_key
-from ._server import Application, SessionAvatar, SessionRealm, make_factory
+from ._server import (
+    Application,
+    PeerUserAuthServer,
+    SessionAvatar,
+    SessionRealm,
+    make_factory,
+)
 from ._shell import ShellProtocol
 
 __all__ = [
@@ -37,13 +52,17 @@ __all__ = [
     "MAX_OUTPUT_BUFFER",
     "OUTPUT_HIGH_WATER",
     "Application",
+    "AuthorizedKeysChecker",
     "AuthorizedKeysFile",
     "CredentialsFileError",
     "EchoProtocol",
     "HostKeyError",
     "InfoProtocol",
     "PasswordFile",
+    "PeerSSHPrivateKey",
+    "PeerUserAuthServer",
     "PushProducer",
+    "RestrictedAvatarId",
     "SessionAvatar",
     "SessionChannel",
     "SessionProtocol",

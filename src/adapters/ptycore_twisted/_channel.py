@@ -119,7 +119,9 @@ class SessionProtocol:
         return True
 
     def program_requested(self, program: ProgramRequest) -> bool | defer.Deferred[bool]:
-        """A shell, a command or a subsystem; :meth:`session_started` follows a yes."""
+        """A shell, a command or a subsystem, as the client asked for it;
+        :meth:`session_started` follows a yes (under a forced command,
+        ``transport.program`` is then an exec of it)."""
         return not isinstance(program, SubsystemRequest)
 
     def other_requested(self, request: ChannelRequest) -> bool | defer.Deferred[bool]:
@@ -189,8 +191,16 @@ class SessionTransport:
 
     @property
     def program(self) -> ProgramRequest | None:
-        """The shell, exec or subsystem request, once granted."""
+        """The shell, exec or subsystem request, once granted (an ``exec`` of the
+        forced command, under one)."""
         return self._channel.machine.program
+
+    @property
+    def original_command(self) -> str | None:
+        """Under a forced command (``command=`` in authorized_keys), the command or
+        subsystem the client asked for, as sshd's ``SSH_ORIGINAL_COMMAND``; else
+        ``None``."""
+        return self._channel.machine.original_command
 
     @property
     def closed(self) -> bool:
@@ -515,14 +525,21 @@ class SessionChannel(SSHChannel):
         transport.sendDisconnect(int(error.reason), str(error).encode("utf-8"))
 
     def _ask(self, event: RequestReceived) -> None:
-        """Ask the application, one request at a time, in the order they arrived."""
-        handler = self._handlers.get(type(event.request), self.protocol.other_requested)
-        name = event.request.request_type
+        """Ask the application, one request at a time, in the order they arrived.
+
+        Under a forced command it is asked about the request the client sent (a
+        subsystem it does not serve is refused, as sshd refuses one missing from
+        its configuration before the forced command could run, ``session.c``
+        ``session_subsystem_req``); once granted, the program is the forced exec.
+        """
+        request = event.original if event.original is not None else event.request
+        handler = self._handlers.get(type(request), self.protocol.other_requested)
+        name = request.request_type
 
         def ask(_: object) -> defer.Deferred[None]:
             if self._gone:
                 return defer.succeed(None)
-            asked: defer.Deferred[Any] = defer.maybeDeferred(handler, event.request)
+            asked: defer.Deferred[Any] = defer.maybeDeferred(handler, request)
             return asked.addBoth(decided)
 
         def decided(result: object) -> None:

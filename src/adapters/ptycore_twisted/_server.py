@@ -13,20 +13,23 @@ from twisted.conch.ssh.connection import OPEN_UNKNOWN_CHANNEL_TYPE
 from twisted.conch.ssh.factory import SSHFactory
 from twisted.conch.ssh.keys import Key
 from twisted.conch.ssh.transport import SSHServerTransport
+from twisted.conch.ssh.userauth import SSHUserAuthServer
+from twisted.cred import credentials
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet.interfaces import IAddress
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ptycore.keyoptions import UNRESTRICTED, LoginRestrictions
 from ptycore.session import SessionPolicy
 from ptycore_common.tcp import acknowledge_short_read
 
 from ._channel import SessionChannel, SessionProtocol
-from ._cred import make_portal
+from ._cred import PeerSSHPrivateKey, make_portal
 from ._reactor import default_reactor
 
-__all__ = ["Application", "SessionAvatar", "SessionRealm", "make_factory"]
+__all__ = ["Application", "PeerUserAuthServer", "SessionAvatar", "SessionRealm", "make_factory"]
 
 _log = Logger(namespace="ptycore")
 
@@ -80,7 +83,12 @@ class SessionAvatar(ConchUser):
 
 @implementer(IRealm)
 class SessionRealm:
-    """A cred realm handing out :class:`SessionAvatar` s that run ``application``."""
+    """A cred realm handing out :class:`SessionAvatar` s that run ``application``.
+
+    An avatar ID with ``restrictions`` (a
+    :class:`~ptycore_twisted.RestrictedAvatarId` from the authorized keys
+    checker) narrows the sessions' policy with them (``no-pty``, ``command=``).
+    """
 
     def __init__(
         self,
@@ -100,10 +108,13 @@ class SessionRealm:
         if IConchUser not in interfaces:
             raise NotImplementedError("ptycore's realm only serves IConchUser")
         username = avatarId.decode("utf-8", "backslashreplace")
+        restrictions: LoginRestrictions = getattr(avatarId, "restrictions", UNRESTRICTED)
         _log.info("{user} logged in", user=username)
-        avatar = SessionAvatar(
-            username, self.application, policy=self.policy, reactor=self.reactor
-        )
+        policy = self.policy
+        if restrictions != UNRESTRICTED:
+            _log.info("{user} restricted: {what}", user=username, what=restrictions)
+            policy = restrictions.session_policy(policy or SessionPolicy())
+        avatar = SessionAvatar(username, self.application, policy=policy, reactor=self.reactor)
         return IConchUser, avatar, avatar.logout
 
 
@@ -150,6 +161,47 @@ class _LoggingTransport(SSHServerTransport):
         super().connectionLost(reason)
 
 
+class _PeerPortal:
+    """The factory's portal for one connection: public key credentials go on with
+    the client's address (:class:`~ptycore_twisted.PeerSSHPrivateKey`), for
+    ``from=`` in authorized_keys."""
+
+    def __init__(self, portal: Portal, peer_address: str | None) -> None:
+        self._portal = portal
+        self._peer_address = peer_address
+
+    def listCredentialsInterfaces(self) -> list[Any]:
+        """The portal's."""
+        return self._portal.listCredentialsInterfaces()
+
+    def login(self, creds: Any, mind: object, *interfaces: Any) -> Any:
+        """The portal's login, with the address added to public key credentials."""
+        if credentials.ISSHPrivateKey.providedBy(creds):
+            creds = PeerSSHPrivateKey(
+                creds.username,
+                creds.algName,
+                creds.blob,
+                creds.sigData,
+                creds.signature,
+                peer_address=self._peer_address,
+            )
+        return self._portal.login(creds, mind, *interfaces)
+
+
+class PeerUserAuthServer(SSHUserAuthServer):
+    """Conch's userauth service, whose portal adds the client's address to public
+    key credentials (:class:`~ptycore_twisted.PeerSSHPrivateKey`), so that
+    :class:`~ptycore_twisted.AuthorizedKeysChecker` can enforce ``from=``. Put it in
+    your factory's ``services[b"ssh-userauth"]`` (:func:`make_factory` does)."""
+
+    def serviceStarted(self) -> None:
+        super().serviceStarted()  # type: ignore[no-untyped-call]
+        transport: Any = self.transport
+        peer = transport.transport.getPeer() if transport.transport is not None else None
+        host = getattr(peer, "host", None)
+        self.portal = _PeerPortal(self.portal, host if isinstance(host, str) else None)
+
+
 def _address(address: IAddress | None) -> str:
     host = getattr(address, "host", None)
     port = getattr(address, "port", None)
@@ -162,6 +214,10 @@ _SHA1_SIGNATURES = frozenset({b"ssh-rsa", b"ssh-dss"})
 class _Factory(SSHFactory):
     portal: Portal
     protocol = _LoggingTransport
+    services = {  # noqa: RUF012 (Conch's own attribute, a dict)
+        **SSHFactory.services,
+        b"ssh-userauth": PeerUserAuthServer,
+    }
     noisy = False  # our own line per connection replaces Twisted's factory chatter
 
     def buildProtocol(self, addr: IAddress | None) -> SSHServerTransport:

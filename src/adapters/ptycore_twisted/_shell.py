@@ -86,7 +86,11 @@ class ShellProtocol(SessionProtocol):
         try:
             if pty is None:
                 env = build_environment(
-                    self.transport.environment, shell=self.shell, pty=None, tty=None
+                    self.transport.environment,
+                    shell=self.shell,
+                    pty=None,
+                    tty=None,
+                    original_command=self.transport.original_command,
                 )
                 self.process = reactor.spawnProcess(
                     process,
@@ -111,7 +115,13 @@ class ShellProtocol(SessionProtocol):
         try:
             configure_pty(slave, pty)
             tty = os.ttyname(slave)
-            env = build_environment(self.transport.environment, shell=self.shell, pty=pty, tty=tty)
+            env = build_environment(
+                self.transport.environment,
+                shell=self.shell,
+                pty=pty,
+                tty=tty,
+                original_command=self.transport.original_command,
+            )
             spawned = self.transport.reactor.spawnProcess(
                 process, self.shell, args, env=env, path=env["HOME"], usePTY=(master, slave, tty)
             )
