@@ -6,13 +6,14 @@ test instead of hanging it.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Callable, Sequence
 
 from ptycore.auth import Challenge, UserKey
 from ptycore.client import ClientConfig, ClientConnection, Event
 from ptycore.connection import ChannelClosed, ChannelDataReceived, ChannelOpened, SessionEvent
-from ptycore.session import ClientEvent, ServerEvent
+from ptycore.session import ClientEvent, ClientSession, ServerEvent
 
 TIMEOUT = 20.0
 
@@ -66,6 +67,14 @@ class BlockingClient:
         self.until(lambda: ChannelOpened(channel_id=channel) in self.events)
         return channel
 
+    def run(self, command: str) -> tuple[int, ClientSession]:
+        """Open a session, run ``command`` and read until the server closed it."""
+        channel = self.open_session()
+        session = self.conn.session(channel)
+        session.request_exec(command)
+        self.wait_closed(channel)
+        return channel, session
+
     def wait_closed(self, channel: int) -> None:
         """Read until the server closed ``channel``."""
         self.until(lambda: ChannelClosed(channel_id=channel) in self.events)
@@ -102,8 +111,16 @@ class BlockingClient:
             seen = len(self.events)
             self.until(lambda seen=seen: len(self.events) > seen)  # type: ignore[misc]
 
+    def __enter__(self) -> BlockingClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Say goodbye and close the socket."""
         self.conn.disconnect()
-        self.sock.sendall(self.conn.data_to_send())
+        # The server may have hung up first, as sshd does once its session is over.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.sock.sendall(self.conn.data_to_send())
         self.sock.close()

@@ -71,9 +71,9 @@ def mlkem_sshd() -> str | None:
 
 @dataclass
 class Sshd:
-    """A running sshd: ``port`` as configured, ``rekey_port`` with ``RekeyLimit 1M``."""
+    """A running sshd on ``port``, and a second one with ``RekeyLimit 1M`` on
+    ``rekey_port``; ``log`` has the lines both wrote."""
 
-    version: tuple[int, int]
     port: int
     rekey_port: int
     host_keys: dict[str, HostKey]
@@ -186,7 +186,11 @@ def sshd_process(sshd: str, config: Path, log: list[str]) -> Iterator[None]:
         yield
     finally:
         process.terminate()
-        process.wait(TIMEOUT)
+        try:
+            process.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(TIMEOUT)
         reader.join(TIMEOUT)
         stderr.close()
 
@@ -196,8 +200,6 @@ def running_sshd(sshd: str, directory: Path) -> Iterator[Sshd]:
     """Two sshd with the same keys until the block ends, the second with
     ``RekeyLimit 1M`` (sshd takes it in a ``Match`` block, but a session did not
     rekey by it there)."""
-    version = openssh_version(sshd)
-    assert version is not None, f"{sshd} -V names no OpenSSH version"
     host_keys = {kind: HostKey.generate(kind, rsa_bits=2048) for kind in HOST_KEY_TYPES}
     paths = []
     for kind, key in host_keys.items():
@@ -216,7 +218,6 @@ def running_sshd(sshd: str, directory: Path) -> Iterator[Sshd]:
     ).stdout
     (kex_line,) = [line for line in settings.splitlines() if line.startswith("kexalgorithms ")]
     server = Sshd(
-        version=version,
         port=port,
         rekey_port=rekey_port,
         host_keys=host_keys,
@@ -288,13 +289,8 @@ def test_algorithms_and_exit_status(
         assert client.offered == []
         client.close()
         return
-    try:
-        channel = client.open_session()
-        session = client.conn.session(channel)
-        session.request_exec("exit 7")
-        client.wait_closed(channel)
-    finally:
-        client.close()
+    with client:
+        channel, session = client.run("exit 7")
     assert (client.conn.peer_version or "").startswith("SSH-2.0-OpenSSH_")
     (done,) = [e for e in client.events if isinstance(e, KeyExchangeComplete)]
     negotiated = done.algorithms
@@ -320,16 +316,13 @@ UNKNOWN_KEY = HostKey.generate()
     ids=["ed25519", "rsa", "unknown-then-rsa"],
 )
 def test_public_key_login(sshd: Sshd, keys: list[HostKey]) -> None:
-    client = sshd.connect(keys=keys)
     # After the login sshd announces its host keys (notify_hostkeys in sshd.c, in
     # sshd-session.c since 9.8), which the client declines without a reply.
     hostkeys = GlobalRequestReceived(
         name="hostkeys-00@openssh.com", want_reply=False, accepted=False
     )
-    try:
+    with sshd.connect(keys=keys) as client:
         client.until(lambda: hostkeys in client.events)
-    finally:
-        client.close()
     assert AuthenticationSucceeded(username=USER, method="publickey") in client.events
 
 
@@ -347,9 +340,8 @@ def test_unauthorized_key_is_refused(sshd: Sshd) -> None:
 
 
 def test_pty_modes_size_and_window_change(sshd: Sshd) -> None:
-    client = sshd.connect()
     modes = TerminalModes({Opcode.VINTR: 5, Opcode.VERASE: 8, Opcode.ECHO: 0})
-    try:
+    with sshd.connect() as client:
         channel = client.open_session()
         session = client.conn.session(channel)
         session.request_pty(term="xterm-256color", size=WindowSize(cols=101, rows=37), modes=modes)
@@ -358,8 +350,6 @@ def test_pty_modes_size_and_window_change(sshd: Sshd) -> None:
         session.change_window(WindowSize(cols=120, rows=50))
         client.conn.send_data(channel, b"go\n")
         client.wait_closed(channel)
-    finally:
-        client.close()
     answers = [e for e in client.session_events(channel) if isinstance(e, RequestAnswered)]
     assert [(type(a.request).__name__, a.accepted) for a in answers] == [
         ("PtyRequest", True),
@@ -378,30 +368,21 @@ def test_pty_modes_size_and_window_change(sshd: Sshd) -> None:
 
 
 def test_exit_signal(sshd: Sshd) -> None:
-    client = sshd.connect()
-    try:
-        channel = client.open_session()
-        session = client.conn.session(channel)
-        session.request_exec("kill -TERM $$")
-        client.wait_closed(channel)
-    finally:
-        client.close()
+    with sshd.connect() as client:
+        channel, session = client.run("kill -TERM $$")
     (signal,) = [e for e in client.session_events(channel) if isinstance(e, ExitSignalReceived)]
     assert (signal.name, signal.core_dumped) == ("TERM", False)
     assert session.exit_status is None
 
 
 def test_env_as_accept_env_allows(sshd: Sshd) -> None:
-    client = sshd.connect()
-    try:
+    with sshd.connect() as client:
         channel = client.open_session()
         session = client.conn.session(channel)
         session.request_env("PTYCORE_TEST_GREETING", "hello", want_reply=True)
         session.request_env("PTYCORE_REFUSED", "no", want_reply=True)
         session.request_exec('echo "$PTYCORE_TEST_GREETING ${PTYCORE_REFUSED-unset}"')
         client.wait_closed(channel)
-    finally:
-        client.close()
     answers = [e for e in client.session_events(channel) if isinstance(e, RequestAnswered)]
     assert [a.accepted for a in answers] == [True, False, True]
     assert client.output(channel) == b"hello unset\n"
@@ -418,15 +399,12 @@ def test_data_both_ways_with_rekeys(sshd: Sshd, rekeyed_by: str) -> None:
     rekeys."""
     payload = os.urandom(3 << 20)
     config = TransportConfig(rekey_bytes=1 << 20) if rekeyed_by == "client" else None
-    client = sshd.connect(config, rekey=rekeyed_by == "sshd")
-    try:
+    with sshd.connect(config, rekey=rekeyed_by == "sshd") as client:
         channel = client.open_session()
         session = client.conn.session(channel)
         session.request_exec("tee /dev/stderr | sha256sum")
         client.until(lambda: session.program_started)
         client.send_all(channel, payload)
-    finally:
-        client.close()
     assert client.output(channel, 1) == payload
     assert client.output(channel) == hashlib.sha256(payload).hexdigest().encode() + b"  -\n"
     assert session.exit_status == 0
