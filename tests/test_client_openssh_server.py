@@ -32,8 +32,13 @@ from ptycore import DisconnectReason, Opcode, ProtocolError, TerminalModes
 from ptycore.auth import AuthenticationSucceeded, UserKey
 from ptycore.client import ClientConfig
 from ptycore.connection import ChannelDataReceived, GlobalRequestReceived
-from ptycore.requests import WindowSize
-from ptycore.session import ExitSignalReceived, ExitStatusReceived, RequestAnswered
+from ptycore.requests import KeepaliveRequest, WindowSize
+from ptycore.session import (
+    ExitSignalReceived,
+    ExitStatusReceived,
+    RequestAnswered,
+    RequestRefused,
+)
 from ptycore.transport import MACS, HostKey, KeyExchangeComplete, TransportConfig, key_type
 
 pytestmark = pytest.mark.network
@@ -71,11 +76,12 @@ def mlkem_sshd() -> str | None:
 
 @dataclass
 class Sshd:
-    """A running sshd on ``port``, and a second one with ``RekeyLimit 1M`` on
-    ``rekey_port``; ``log`` has the lines both wrote."""
+    """A running sshd on ``port``, and on ``eager_port`` a second one that rekeys
+    every MiB and checks every second of silence that the client is alive
+    (:data:`EAGER`); ``log`` has the lines both wrote."""
 
     port: int
-    rekey_port: int
+    eager_port: int
     host_keys: dict[str, HostKey]
     kex_algorithms: tuple[str, ...]
     log: list[str] = field(default_factory=list)
@@ -85,19 +91,30 @@ class Sshd:
         config: TransportConfig | None = None,
         *,
         keys: Sequence[UserKey] = (USER_KEYS["ed25519"],),
-        rekey: bool = False,
+        eager: bool = False,
     ) -> BlockingClient:
         """A client logged in (once pumped) as the user running the tests, trusting the
-        host key of the first algorithm ``config`` offers; to ``rekey_port`` if ``rekey``."""
+        host key of the first algorithm ``config`` offers; to ``eager_port`` if ``eager``."""
         config = config or TransportConfig()
         host_key = self.host_keys[key_type(config.host_key_algorithms[0]) or ""]
         return BlockingClient(
-            self.rekey_port if rekey else self.port,
+            self.eager_port if eager else self.port,
             host_key.public_blob,
             username=USER,
             config=ClientConfig(transport=config),
             keys=keys,
         )
+
+
+EAGER = (
+    "RekeyLimit 1M",
+    # After a second without a packet from the client, sshd sends keepalive@openssh.com
+    # wanting a reply, as a request on an open channel, else as a global request, and
+    # hangs up when the next one goes unanswered (serverloop.c client_alive_check).
+    "ClientAliveInterval 1",
+    "ClientAliveCountMax 1",
+)
+"""The second sshd's settings."""
 
 
 def free_ports(count: int) -> list[int]:
@@ -198,8 +215,8 @@ def sshd_process(sshd: str, config: Path, log: list[str]) -> Iterator[None]:
 @contextmanager
 def running_sshd(sshd: str, directory: Path) -> Iterator[Sshd]:
     """Two sshd with the same keys until the block ends, the second with
-    ``RekeyLimit 1M`` (sshd takes it in a ``Match`` block, but a session did not
-    rekey by it there)."""
+    :data:`EAGER` (sshd takes ``RekeyLimit`` in a ``Match`` block, but a session
+    did not rekey by it there)."""
     host_keys = {kind: HostKey.generate(kind, rsa_bits=2048) for kind in HOST_KEY_TYPES}
     paths = []
     for kind, key in host_keys.items():
@@ -207,7 +224,7 @@ def running_sshd(sshd: str, directory: Path) -> Iterator[Sshd]:
         path.write_bytes(key.to_openssh())
         path.chmod(0o600)  # sshd refuses a private key others can read
         paths.append(path)
-    port, rekey_port = free_ports(2)
+    port, eager_port = free_ports(2)
     config = write_config(sshd, directory, port, paths)
     settings = subprocess.run(
         [sshd, "-T", "-f", str(config)],
@@ -219,12 +236,12 @@ def running_sshd(sshd: str, directory: Path) -> Iterator[Sshd]:
     (kex_line,) = [line for line in settings.splitlines() if line.startswith("kexalgorithms ")]
     server = Sshd(
         port=port,
-        rekey_port=rekey_port,
+        eager_port=eager_port,
         host_keys=host_keys,
         kex_algorithms=tuple(kex_line.split()[1].split(",")),
     )
-    rekey_config = write_config(sshd, directory, rekey_port, paths, "RekeyLimit 1M")
-    with sshd_process(sshd, config, server.log), sshd_process(sshd, rekey_config, server.log):
+    eager_config = write_config(sshd, directory, eager_port, paths, *EAGER)
+    with sshd_process(sshd, config, server.log), sshd_process(sshd, eager_config, server.log):
         yield server
 
 
@@ -389,6 +406,44 @@ def test_env_as_accept_env_allows(sshd: Sshd) -> None:
     assert session.environment == {"PTYCORE_TEST_GREETING": "hello"}
 
 
+def test_shell_with_pty(sshd: Sshd) -> None:
+    with sshd.connect() as client:
+        channel = client.open_session()
+        session = client.conn.session(channel)
+        session.request_pty(term="vt100", size=WindowSize(cols=90, rows=30))
+        session.request_shell()
+        client.until(lambda: session.program_started)  # no data before that
+        client.conn.send_data(channel, b"stty size; exit 3\n")
+        client.wait_closed(channel)
+    assert b"30 90\r\n" in client.output(channel)
+    assert session.exit_status == 3
+
+
+def test_keepalive_answered(sshd: Sshd) -> None:
+    """sshd of :data:`EAGER` asks after a second of silence; the client says FAILURE,
+    which is enough (any reply proves it alive), and the session goes on."""
+    with sshd.connect(eager=True) as client:
+        channel = client.open_session()
+        session = client.conn.session(channel)
+        session.request_exec("read line; echo done")
+
+        def asked() -> bool:
+            return any(
+                isinstance(e, RequestRefused) and isinstance(e.request, KeepaliveRequest)
+                for e in client.session_events(channel)
+            )
+
+        client.until(asked)
+        client.conn.send_data(channel, b"go\n")
+        client.wait_closed(channel)
+    refused = [e for e in client.session_events(channel) if isinstance(e, RequestRefused)]
+    # Each wanted a reply, so the session machine queued a CHANNEL_FAILURE for each.
+    assert [(type(e.request), e.want_reply) for e in refused][:1] == [(KeepaliveRequest, True)]
+    assert all(e.want_reply for e in refused)
+    assert client.output(channel) == b"done\n"
+    assert session.exit_status == 0
+
+
 # --- data and rekeying --------------------------------------------------------------------
 
 
@@ -399,7 +454,7 @@ def test_data_both_ways_with_rekeys(sshd: Sshd, rekeyed_by: str) -> None:
     rekeys."""
     payload = os.urandom(3 << 20)
     config = TransportConfig(rekey_bytes=1 << 20) if rekeyed_by == "client" else None
-    with sshd.connect(config, rekey=rekeyed_by == "sshd") as client:
+    with sshd.connect(config, eager=rekeyed_by == "sshd") as client:
         channel = client.open_session()
         session = client.conn.session(channel)
         session.request_exec("tee /dev/stderr | sha256sum")
