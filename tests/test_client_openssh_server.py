@@ -444,6 +444,28 @@ def test_keepalive_answered(sshd: Sshd) -> None:
     assert session.exit_status == 0
 
 
+def test_two_sessions_and_a_refused_subsystem(sshd: Sshd) -> None:
+    """Two channels at once; on one, sshd (no Subsystem configured) refuses sftp, and
+    the channel takes a command after that."""
+    with sshd.connect() as client:
+        first, second = client.open_session(), client.open_session()
+        client.conn.session(second).request_exec("sleep 0.1; echo two")
+        session = client.conn.session(first)
+        session.request_subsystem("sftp")
+        client.until(lambda: session.awaiting_replies == 0)  # one program at a time
+        session.request_exec("echo one")
+        client.wait_closed(first)
+        client.wait_closed(second)
+    answers = [e for e in client.session_events(first) if isinstance(e, RequestAnswered)]
+    assert [(type(a.request).__name__, a.accepted) for a in answers] == [
+        ("SubsystemRequest", False),
+        ("ExecRequest", True),
+    ]
+    assert (client.output(first), client.output(second)) == (b"one\n", b"two\n")
+    for channel in (first, second):
+        assert ExitStatusReceived(status=0) in client.session_events(channel)
+
+
 # --- data and rekeying --------------------------------------------------------------------
 
 
