@@ -29,7 +29,7 @@ import pytest
 from client_helpers import TIMEOUT, BlockingClient
 from loopback import MLKEM_KEX
 from ptycore import DisconnectReason, Opcode, ProtocolError, TerminalModes
-from ptycore.auth import AuthenticationSucceeded, UserKey
+from ptycore.auth import AuthenticationSucceeded, BannerReceived, UserKey
 from ptycore.client import ClientConfig
 from ptycore.connection import ChannelDataReceived, GlobalRequestReceived
 from ptycore.requests import KeepaliveRequest, WindowSize
@@ -49,6 +49,7 @@ MLKEM_SSHD_VARIABLE = "PTYCORE_TEST_SSHD_MLKEM"
 
 USER = getpass.getuser()
 USER_KEYS = {"ed25519": HostKey.generate(), "rsa": HostKey.generate("ssh-rsa", rsa_bits=2048)}
+BANNER = "Authorized tests only.\n"
 HOST_KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa")
 
 
@@ -135,11 +136,14 @@ def write_config(
     """An sshd_config for a private sshd on ``port`` that touches no system state."""
     authorized = directory / "authorized_keys"
     authorized.write_text("".join(k.openssh_public() + "\n" for k in USER_KEYS.values()))
+    banner = directory / "banner"
+    banner.write_text(BANNER)
     lines = [
         f"Port {port}",
         "ListenAddress 127.0.0.1",
         *(f"HostKey {path}" for path in host_keys),
         f"AuthorizedKeysFile {authorized}",
+        f"Banner {banner}",
         # The temporary directory belongs to nobody sshd trusts; no PAM, no pid file.
         "StrictModes no",
         "UsePAM no",
@@ -341,6 +345,8 @@ def test_public_key_login(sshd: Sshd, keys: list[HostKey]) -> None:
     with sshd.connect(keys=keys) as client:
         client.until(lambda: hostkeys in client.events)
     assert AuthenticationSucceeded(username=USER, method="publickey") in client.events
+    # sshd sends its Banner file before the first answer (auth2.c userauth_send_banner).
+    assert BannerReceived(message=BANNER, language="") in client.events
 
 
 def test_unauthorized_key_is_refused(sshd: Sshd) -> None:
