@@ -18,6 +18,7 @@ import pwd
 import re
 import socket
 import subprocess
+import termios
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -410,6 +411,41 @@ def test_env_as_accept_env_allows(sshd: Sshd) -> None:
     assert [a.accepted for a in answers] == [True, False, True]
     assert client.output(channel) == b"hello unset\n"
     assert session.environment == {"PTYCORE_TEST_GREETING": "hello"}
+
+
+def test_pty_modes_from_local_termios(sshd: Sshd) -> None:
+    """A local PTY's settings, sent as modes (``termios_attrs``), give sshd's PTY the
+    same ``stty -a`` but for the size."""
+    master, follower = os.openpty()
+    try:
+        attrs = termios.tcgetattr(follower)
+        attrs[6][termios.VINTR] = b"\x05"
+        attrs[6][termios.VKILL] = b"\x0b"
+        attrs[3] &= ~termios.ECHOCTL
+        attrs[1] &= ~termios.ONLCR  # no CR before each LF of the remote output either
+        termios.tcsetattr(follower, termios.TCSANOW, attrs)
+        attrs = termios.tcgetattr(follower)
+        local = subprocess.run(
+            ["stty", "-a"],
+            stdin=follower,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        ).stdout
+    finally:
+        os.close(follower)
+        os.close(master)
+    with sshd.connect() as client:
+        channel = client.open_session()
+        session = client.conn.session(channel)
+        session.request_pty(term="xterm", size=WindowSize(cols=80, rows=24), termios_attrs=attrs)
+        session.request_exec("stty -a")
+        client.wait_closed(channel)
+    remote = client.output(channel).decode()
+    assert "intr = ^E;" in remote
+    size = re.compile(r"rows \d+; columns \d+;")
+    assert size.sub("", remote) == size.sub("", local)
 
 
 def test_shell_with_pty(sshd: Sshd) -> None:
