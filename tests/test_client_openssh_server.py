@@ -1,8 +1,9 @@
 """ClientConnection against the real OpenSSH server: Debian 12's sshd 9.2 and sshd 10.
 
 Each sshd is a private ``sshd -D -e -f CONFIG`` on 127.0.0.1, started once per module
-with keys made for the run: host keys of every type the client verifies, and an
-``authorized_keys`` with an Ed25519 and an RSA user key. sshd 10 (which offers
+(with a twin of other settings, :data:`TUNED`) with keys made for the run: host keys
+of every type the client verifies, and an ``authorized_keys`` with an Ed25519, an
+ECDSA and an RSA user key. sshd 10 (which offers
 ``mlkem768x25519-sha256``) is ``$PTYCORE_TEST_SSHD_MLKEM``, which CI points at
 Debian's backported one (``.ci/fetch-openssh-mlkem --sshd``), or the system's sshd if
 it is 9.9 or later.
@@ -49,7 +50,11 @@ MLKEM_SSHD_VARIABLE = "PTYCORE_TEST_SSHD_MLKEM"
 """Environment variable naming an OpenSSH server of 9.9 or later (with ML-KEM)."""
 
 USER = getpass.getuser()
-USER_KEYS = {"ed25519": HostKey.generate(), "rsa": HostKey.generate("ssh-rsa", rsa_bits=2048)}
+USER_KEYS = {
+    "ed25519": HostKey.generate(),
+    "ecdsa": HostKey.generate("ecdsa-sha2-nistp256"),
+    "rsa": HostKey.generate("ssh-rsa", rsa_bits=2048),
+}
 BANNER = "Authorized tests only.\n"
 HOST_KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa")
 
@@ -78,12 +83,12 @@ def mlkem_sshd() -> str | None:
 
 @dataclass
 class Sshd:
-    """A running sshd on ``port``, and on ``eager_port`` a second one that rekeys
-    every MiB and checks every second of silence that the client is alive
-    (:data:`EAGER`); ``log`` has the lines both wrote."""
+    """A running sshd on ``port``, and on ``tuned_port`` a second one with
+    :data:`TUNED`; ``log`` has the lines both wrote."""
 
+    version: tuple[int, int]
     port: int
-    eager_port: int
+    tuned_port: int
     host_keys: dict[str, HostKey]
     kex_algorithms: tuple[str, ...]
     log: list[str] = field(default_factory=list)
@@ -93,14 +98,14 @@ class Sshd:
         config: TransportConfig | None = None,
         *,
         keys: Sequence[UserKey] = (USER_KEYS["ed25519"],),
-        eager: bool = False,
+        tuned: bool = False,
     ) -> BlockingClient:
         """A client logged in (once pumped) as the user running the tests, trusting the
-        host key of the first algorithm ``config`` offers; to ``eager_port`` if ``eager``."""
+        host key of the first algorithm ``config`` offers; to ``tuned_port`` if ``tuned``."""
         config = config or TransportConfig()
         host_key = self.host_keys[key_type(config.host_key_algorithms[0]) or ""]
         return BlockingClient(
-            self.eager_port if eager else self.port,
+            self.tuned_port if tuned else self.port,
             host_key.public_blob,
             username=USER,
             config=ClientConfig(transport=config),
@@ -108,15 +113,19 @@ class Sshd:
         )
 
 
-EAGER = (
+TUNED = (
     "RekeyLimit 1M",
+    # sshd 10 lists these in server-sig-algs, 9.2 does not: see
+    # test_rsa_signature_as_server_sig_algs_says.
+    "PubkeyAcceptedAlgorithms ssh-ed25519,rsa-sha2-256",
     # After a second without a packet from the client, sshd sends keepalive@openssh.com
     # wanting a reply, as a request on an open channel, else as a global request, and
     # hangs up when the next one goes unanswered (serverloop.c client_alive_check).
     "ClientAliveInterval 1",
     "ClientAliveCountMax 1",
 )
-"""The second sshd's settings."""
+"""The second sshd: rekeys every MiB, checks every second of silence that the client
+is alive, and takes RSA user keys only with SHA-256."""
 
 
 def free_ports(count: int) -> list[int]:
@@ -220,7 +229,7 @@ def sshd_process(sshd: str, config: Path, log: list[str]) -> Iterator[None]:
 @contextmanager
 def running_sshd(sshd: str, directory: Path) -> Iterator[Sshd]:
     """Two sshd with the same keys until the block ends, the second with
-    :data:`EAGER` (sshd takes ``RekeyLimit`` in a ``Match`` block, but a session
+    :data:`TUNED` (sshd takes ``RekeyLimit`` in a ``Match`` block, but a session
     did not rekey by it there)."""
     host_keys = {kind: HostKey.generate(kind, rsa_bits=2048) for kind in HOST_KEY_TYPES}
     paths = []
@@ -229,7 +238,7 @@ def running_sshd(sshd: str, directory: Path) -> Iterator[Sshd]:
         path.write_bytes(key.to_openssh())
         path.chmod(0o600)  # sshd refuses a private key others can read
         paths.append(path)
-    port, eager_port = free_ports(2)
+    port, tuned_port = free_ports(2)
     config = write_config(sshd, directory, port, paths)
     settings = subprocess.run(
         [sshd, "-T", "-f", str(config)],
@@ -239,14 +248,17 @@ def running_sshd(sshd: str, directory: Path) -> Iterator[Sshd]:
         timeout=TIMEOUT,
     ).stdout
     (kex_line,) = [line for line in settings.splitlines() if line.startswith("kexalgorithms ")]
+    version = openssh_version(sshd)
+    assert version is not None, f"{sshd} -V names no OpenSSH version"
     server = Sshd(
+        version=version,
         port=port,
-        eager_port=eager_port,
+        tuned_port=tuned_port,
         host_keys=host_keys,
         kex_algorithms=tuple(kex_line.split()[1].split(",")),
     )
-    eager_config = write_config(sshd, directory, eager_port, paths, *EAGER)
-    with sshd_process(sshd, config, server.log), sshd_process(sshd, eager_config, server.log):
+    tuned_config = write_config(sshd, directory, tuned_port, paths, *TUNED)
+    with sshd_process(sshd, config, server.log), sshd_process(sshd, tuned_config, server.log):
         yield server
 
 
@@ -334,20 +346,44 @@ UNKNOWN_KEY = HostKey.generate()
 
 @pytest.mark.parametrize(
     "keys",
-    [[USER_KEYS["ed25519"]], [USER_KEYS["rsa"]], [UNKNOWN_KEY, USER_KEYS["rsa"]]],
-    ids=["ed25519", "rsa", "unknown-then-rsa"],
+    [
+        ["ed25519"],
+        ["ecdsa"],
+        ["rsa"],
+        ["unknown", "rsa"],
+    ],
+    ids=["ed25519", "ecdsa", "rsa", "unknown-then-rsa"],
 )
-def test_public_key_login(sshd: Sshd, keys: list[HostKey]) -> None:
+def test_public_key_login(sshd: Sshd, keys: list[str]) -> None:
+    known = {**USER_KEYS, "unknown": UNKNOWN_KEY}
     # After the login sshd announces its host keys (notify_hostkeys in sshd.c, in
     # sshd-session.c since 9.8), which the client declines without a reply.
     hostkeys = GlobalRequestReceived(
         name="hostkeys-00@openssh.com", want_reply=False, accepted=False
     )
-    with sshd.connect(keys=keys) as client:
+    with sshd.connect(keys=[known[name] for name in keys]) as client:
         client.until(lambda: hostkeys in client.events)
     assert AuthenticationSucceeded(username=USER, method="publickey") in client.events
     # sshd sends its Banner file before the first answer (auth2.c userauth_send_banner).
     assert BannerReceived(message=BANNER, language="") in client.events
+
+
+def test_rsa_signature_as_server_sig_algs_says(sshd: Sshd) -> None:
+    """The tuned sshd takes RSA only with SHA-256. sshd 10.0 says so in server-sig-algs
+    and the client signs with it (RFC 8332 section 3.3). sshd 9.2 lists every
+    algorithm it has there (kex.c kex_send_ext_info: "XXX filter algs list by allowed
+    pubkey/hostbased types"), so the client signs with its first choice, SHA-512, and
+    is refused, as OpenSSH's own ssh is."""
+    client = sshd.connect(keys=[USER_KEYS["rsa"]], tuned=True)
+    if sshd.version <= (9, 2):
+        with pytest.raises(ProtocolError) as error:
+            client.until(lambda: client.conn.authenticated)
+        client.close()
+        assert error.value.reason is DisconnectReason.NO_MORE_AUTH_METHODS_AVAILABLE
+        return
+    with client:
+        client.until(lambda: client.conn.authenticated)
+    assert AuthenticationSucceeded(username=USER, method="publickey") in client.events
 
 
 def test_unauthorized_key_is_refused(sshd: Sshd) -> None:
@@ -462,9 +498,9 @@ def test_shell_with_pty(sshd: Sshd) -> None:
 
 
 def test_keepalive_answered(sshd: Sshd) -> None:
-    """sshd of :data:`EAGER` asks after a second of silence; the client says FAILURE,
+    """sshd of :data:`TUNED` asks after a second of silence; the client says FAILURE,
     which is enough (any reply proves it alive), and the session goes on."""
-    with sshd.connect(eager=True) as client:
+    with sshd.connect(tuned=True) as client:
         channel = client.open_session()
         session = client.conn.session(channel)
         session.request_exec("read line; echo done")
@@ -518,7 +554,7 @@ def test_data_both_ways_with_rekeys(sshd: Sshd, rekeyed_by: str) -> None:
     rekeys."""
     payload = os.urandom(3 << 20)
     config = TransportConfig(rekey_bytes=1 << 20) if rekeyed_by == "client" else None
-    with sshd.connect(config, eager=rekeyed_by == "sshd") as client:
+    with sshd.connect(config, tuned=rekeyed_by == "sshd") as client:
         channel = client.open_session()
         session = client.conn.session(channel)
         session.request_exec("tee /dev/stderr | sha256sum")
