@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import Callable, Sequence
 
 from ptycore.auth import Challenge, UserKey
@@ -51,14 +52,24 @@ class BlockingClient:
         self.events: list[Event] = []
 
     def until(self, done: Callable[[], bool]) -> None:
-        """Send what is queued and read until ``done()``."""
+        """Send what is queued and read until ``done()``, running the connection's
+        timer (a rekey by time) when it is due."""
         while True:
             self.sock.sendall(self.conn.data_to_send())
             if done():
                 return
-            data = self.sock.recv(1 << 18)
+            timer = self.conn.get_timer()
+            wait = TIMEOUT if timer is None else min(TIMEOUT, timer - time.monotonic())
+            self.sock.settimeout(max(wait, 0.001))
+            try:
+                data = self.sock.recv(1 << 18)
+            except TimeoutError:
+                if wait >= TIMEOUT:
+                    raise  # nothing from the server within TIMEOUT: a hung test
+                self.events += self.conn.handle_timer(time.monotonic())
+                continue
             assert data, "the server hung up"
-            self.events += self.conn.receive_data(data)
+            self.events += self.conn.receive_data(data, now=time.monotonic())
 
     def open_session(self) -> int:
         """Log in (if not yet) and open a session channel."""

@@ -574,3 +574,15 @@ def test_data_both_ways_with_rekeys(sshd: Sshd, rekeyed_by: str) -> None:
         assert isinstance(event, KeyExchangeComplete)
         assert event.algorithms.strict_kex
         assert event.session_id == client.conn.session_id
+
+
+def test_rekeys_by_time_while_idle(sshd: Sshd) -> None:
+    """The client's rekey timer (``rekey_time``), run by the socket loop, rekeys
+    while the command sleeps."""
+    with sshd.connect(TransportConfig(rekey_time=0.2)) as client:
+        channel, session = client.run("sleep 1; echo done")
+    rekeys = [e for e in client.events if isinstance(e, KeyExchangeComplete) and not e.initial]
+    assert len(rekeys) >= 2
+    assert all(e.algorithms.strict_kex for e in rekeys)
+    assert client.output(channel) == b"done\n"
+    assert session.exit_status == 0
