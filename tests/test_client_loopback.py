@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncssh
 import pytest
 
+from client_helpers import TIMEOUT, BlockingClient
 from ptycore import DisconnectReason, ProtocolError
 from ptycore.auth import AuthenticationSucceeded, Challenge, Prompt
-from ptycore.client import ClientConnection, Event
-from ptycore.connection import ChannelClosed, ChannelDataReceived, ChannelOpened, SessionEvent
 from ptycore.requests import WindowSize
 from ptycore.session import ExitStatusReceived, RequestAnswered
 from ptycore.transport import HostKey
 
-TIMEOUT = 20.0
 PASSWORD = "open sesame"
 USER_KEY = HostKey.generate()
 
@@ -104,32 +102,8 @@ def server() -> Iterator[AsyncSSHServer]:
     thread.join(TIMEOUT)
 
 
-class Client:
-    """A ClientConnection on a blocking socket, pumped until a condition holds."""
-
-    def __init__(self, server: AsyncSSHServer, **credentials: object) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
-        self.conn = ClientConnection(
-            None,
-            "alice",
-            verify_host_key=lambda algorithm, blob: blob == server.host_key,
-            **credentials,  # type: ignore[arg-type]
-        )
-        self.events: list[Event] = []
-
-    def until(self, done: Callable[[], bool]) -> None:
-        while True:
-            self.sock.sendall(self.conn.data_to_send())
-            if done():
-                return
-            data = self.sock.recv(65536)
-            assert data, "the server hung up"
-            self.events += self.conn.receive_data(data)
-
-    def close(self) -> None:
-        self.conn.disconnect()
-        self.sock.sendall(self.conn.data_to_send())
-        self.sock.close()
+def connect(server: AsyncSSHServer, **credentials: Any) -> BlockingClient:
+    return BlockingClient(server.port, server.host_key, **credentials)
 
 
 @pytest.mark.parametrize(
@@ -142,22 +116,16 @@ class Client:
     ids=["key", "password", "wrong-key-then-password"],
 )
 def test_login_and_pty(server: AsyncSSHServer, credentials: dict[str, object]) -> None:
-    client = Client(server, **credentials)
+    client = connect(server, **credentials)
     try:
-        client.until(lambda: client.conn.authenticated)
-        channel = client.conn.open_session()
-        client.until(lambda: ChannelOpened(channel_id=channel) in client.events)
+        channel = client.open_session()
         session = client.conn.session(channel)
         session.request_pty(term="xterm-256color", size=WindowSize(cols=132, rows=43))
         session.request_exec("term")
-        client.until(lambda: ChannelClosed(channel_id=channel) in client.events)
-        answers = [
-            e.event
-            for e in client.events
-            if isinstance(e, SessionEvent) and isinstance(e.event, RequestAnswered)
-        ]
+        client.wait_closed(channel)
+        answers = [e for e in client.session_events(channel) if isinstance(e, RequestAnswered)]
         assert [a.accepted for a in answers] == [True, True]
-        output = b"".join(e.data for e in client.events if isinstance(e, ChannelDataReceived))
+        output = client.output(channel)
         assert output.replace(b"\r\n", b"\n") == b"xterm-256color 132x43\n"
         assert session.exit_status == 0
     finally:
@@ -165,40 +133,22 @@ def test_login_and_pty(server: AsyncSSHServer, credentials: dict[str, object]) -
 
 
 def test_data_both_ways_more_than_a_window(server: AsyncSSHServer) -> None:
-    client = Client(server, keys=[USER_KEY])
+    client = connect(server, keys=[USER_KEY])
     payload = bytes(range(256)) * (3 * 1024 * 1024 // 256)
     try:
-        client.until(lambda: client.conn.authenticated)
-        channel = client.conn.open_session()
-        client.until(lambda: ChannelOpened(channel_id=channel) in client.events)
+        channel = client.open_session()
         client.conn.session(channel).request_exec("sha256")
         client.until(lambda: client.conn.session(channel).program_started)
-        pending = payload
-        received = bytearray()
-        stderr = bytearray()
-        while pending or ChannelClosed(channel_id=channel) not in client.events:
-            n = min(len(pending), client.conn.writable(channel))
-            if n:
-                client.conn.send_data(channel, pending[:n])
-                pending = pending[n:]
-                if not pending:
-                    client.conn.send_eof(channel)
-            seen = len(client.events)
-            client.until(lambda seen=seen: len(client.events) > seen)  # type: ignore[misc]
-            for event in client.events[seen:]:
-                if isinstance(event, ChannelDataReceived):
-                    (stderr if event.data_type == 1 else received).extend(event.data)
-        assert bytes(received) == payload
-        assert stderr.decode().strip() == hashlib.sha256(payload).hexdigest()
-        assert (
-            SessionEvent(channel_id=channel, event=ExitStatusReceived(status=5)) in client.events
-        )
+        client.send_all(channel, payload)
+        assert client.output(channel) == payload
+        assert client.output(channel, 1).decode().strip() == hashlib.sha256(payload).hexdigest()
+        assert ExitStatusReceived(status=5) in client.session_events(channel)
     finally:
         client.close()
 
 
 def test_wrong_credentials_give_up(server: AsyncSSHServer) -> None:
-    client = Client(server, password="wrong")
+    client = connect(server, password="wrong")
     with pytest.raises(ProtocolError) as info:
         client.until(lambda: client.conn.authenticated)
     assert info.value.reason is DisconnectReason.NO_MORE_AUTH_METHODS_AVAILABLE
@@ -213,7 +163,7 @@ def test_keyboard_interactive(server: AsyncSSHServer) -> None:
         challenges.append(challenge)
         return ["42"]
 
-    client = Client(server, respond=respond)
+    client = connect(server, respond=respond)
     try:
         client.until(lambda: client.conn.authenticated)
     finally:
