@@ -133,3 +133,20 @@ def test_an_ecdsa_host_key_is_offered_to_the_client(tmp_path: Path, adapter: str
         )  # fmt: skip
     assert done.returncode == 0, (done.stderr, server.log())
     assert b"no terminal" in done.stdout.lower()
+
+
+@pytest.mark.parametrize(("backend", "imported"), [("trio", False), ("asyncio", True)])
+def test_only_the_asyncio_backend_imports_asyncio(backend: str, *, imported: bool) -> None:
+    """A trio server does without asyncio's modules (about 1.5 MiB resident)."""
+    probe = (
+        "import sys\n"
+        "from ptycore_cli import _import_adapter, parse_args\n"
+        "_import_adapter(parse_args(['serve', '--password-file', '/dev/null',"
+        f" '--backend', {backend!r}]))\n"
+        "print('asyncio' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True, text=True, timeout=WAIT, stdin=subprocess.DEVNULL, check=True,
+    )  # fmt: skip
+    assert done.stdout.split() == [str(imported)]
