@@ -260,6 +260,17 @@ async def test_openssh_shell_exit_status_stderr_and_pty(keys: Keys) -> None:
     assert re.search(rb"/dev/pts/\d+", tty.stdout), tty.stdout
 
 
+async def test_openssh_shell_exec_cat_passes_input_through_and_ends_at_eof(keys: Keys) -> None:
+    """Input faster than ``cat`` reads it, then EOF: cat's stdin is closed once what
+    is buffered for it is written (the Twisted adapter's shell once kept it open)."""
+    inputs = [os.urandom(size) for size in (100_000, 300_000, 4 << 20)]
+    async with running(SHELL, keys) as server:
+        done = [await ssh(server, "-T", command="cat", stdin=data) for data in inputs]
+    for data, result in zip(inputs, done, strict=True):
+        assert result.returncode == 0, result.stderr
+        assert hashlib.sha256(result.stdout).digest() == hashlib.sha256(data).digest()
+
+
 async def test_listens_on_ipv4_and_ipv6_on_one_port(keys: Keys) -> None:
     if not socket.has_ipv6:
         pytest.skip("no IPv6 on this machine")
