@@ -335,7 +335,7 @@ def test_second_pty_while_first_undecided_is_refused() -> None:
     second = s.receive_request(PTY, want_reply=True)
     assert isinstance(first, RequestReceived)
     assert isinstance(second, RequestRefused)
-    assert second.reason == Check.PTY_NOT_PENDING.spec.text
+    assert second.reason == _required(Check.PTY_NOT_PENDING)
 
 
 def test_pty_refused_when_policy_forbids_it() -> None:
@@ -546,7 +546,7 @@ def test_signals_follow_policy_program_and_state() -> None:
     sftp.accept(event.handle)
     refused = sftp.receive_request(SignalRequest(name="INT"), False)
     assert isinstance(refused, RequestRefused)
-    assert refused.reason == Check.SIGNAL_NOT_SUBSYSTEM.spec.text
+    assert refused.reason == _required(Check.SIGNAL_NOT_SUBSYSTEM)
     s.send_exit_status(0)
     assert isinstance(s.receive_request(SignalRequest(name="INT"), False), RequestRefused)
 
@@ -555,7 +555,7 @@ def test_break_needs_a_pty() -> None:
     without = reach_server(SessionState.RUNNING, pty=False)
     refused = without.receive_request(BreakRequest(length_ms=1000), want_reply=True)
     assert isinstance(refused, RequestRefused)
-    assert refused.reason == Check.BREAK_NEEDS_PTY.spec.text
+    assert refused.reason == _required(Check.BREAK_NEEDS_PTY)
     with_pty = reach_server(SessionState.RUNNING, pty=True)
     assert isinstance(with_pty.receive_request(BreakRequest(length_ms=0), True), RequestReceived)
 
@@ -975,3 +975,8 @@ def test_docs_example_client() -> None:
     session.receive_reply(True)  # the shell's
     event = session.receive_channel_request("exit-status", bytes(4), want_reply=False)
     assert event == ExitStatusReceived(status=0)
+
+
+def _required(check: Check) -> str:
+    """A refusal's reason for a failed check."""
+    return f"required: {check.spec.text} ({check.spec.source})"

@@ -315,6 +315,8 @@ class RequestRefused:
     """The machine refused a peer's request by itself (FAILURE if a reply was wanted).
 
     ``handle`` is the one its :class:`OutgoingReply` carries, if a reply was wanted.
+    ``reason`` says why, for logs: the rule's source, or for a check that failed,
+    ``required: <the check> (<its source>)``.
     """
 
     handle: int
@@ -885,7 +887,8 @@ class ServerSession(Session):
             return Discarded(what=request.request_type)
         refused_by = self._run_checks(rule, request)
         if refused_by is not None:
-            return self._refuse(request, want_reply, refused_by.spec.text)
+            spec = refused_by.spec
+            return self._refuse(request, want_reply, f"required: {spec.text} ({spec.source})")
         if rule.action is Action.REFUSE:
             return self._refuse(request, want_reply, rule.source)
         if isinstance(request, WindowChangeRequest):

@@ -214,7 +214,7 @@ class SessionRouter:
                 link.session.deliver(WindowChange(size=event.size))
         elif isinstance(event, RequestRefused):
             logger.info(
-                "session %d: %s refused: %s", channel_id, event.request.request_type, event.reason
+                "session %d: %s refused, %s", channel_id, event.request.request_type, event.reason
             )
         elif isinstance(event, RequestReceived):
             self._decide_request(channel_id, link, event)

@@ -363,7 +363,7 @@ class SessionChannel(SSHChannel):
         if isinstance(event, RequestRefused):
             reason = event.reason
             _log.info(
-                "session {id}: {name} refused: {reason}", id=self.id, name=name, reason=reason
+                "session {id}: {name} refused, {reason}", id=self.id, name=name, reason=reason
             )
         elif isinstance(event, WindowChanged):
             _log.info("session {id}: window-change to {size}", id=self.id, size=event.size)
