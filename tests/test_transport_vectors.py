@@ -7,6 +7,7 @@ import struct
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.poly1305 import Poly1305
 
@@ -52,6 +53,26 @@ def test_chacha20_payload_starts_at_block_1_rfc8439_2_4_2() -> None:
     header = struct.pack(">I", len(plaintext))
     wire = b"".join(cipher.encrypt(0x0000004A00000000, header, plaintext))
     assert wire[4:-16] == expected
+
+
+@pytest.mark.parametrize("first", [0, 2**32 - 100])
+def test_chacha20_poly1305_lengths_match_a_fresh_k1_stream_at_every_packet(first: int) -> None:
+    """The length masks, computed ahead in batches, are each packet's K_1 keystream
+    (the first four bytes of block 0 at its sequence number), across batch ends and
+    the sequence number's wrap at 2**32 (RFC 4253 section 6.4), sending and
+    receiving, and when a length is decrypted twice."""
+    key = bytes(range(64))
+    sender, receiver = ChaCha20Poly1305(key), ChaCha20Poly1305(key)
+    for step in range(400):
+        seq = (first + step) % 2**32
+        header = struct.pack(">I", 16 + step)
+        nonce = bytes(8) + struct.pack(">Q", seq)
+        k1 = Cipher(algorithms.ChaCha20(key[32:], nonce), None).encryptor()
+        length, body, tag = sender.encrypt(seq, header, bytes(12))
+        assert length == k1.update(header)
+        assert receiver.decrypt_length(seq, length) == 16 + step
+        assert receiver.decrypt_length(seq, length) == 16 + step
+        assert receiver.decrypt(seq, memoryview(b"".join((length, body, tag)))) == bytes(12)
 
 
 def test_aes_gcm_invocation_counter_rfc5647() -> None:
