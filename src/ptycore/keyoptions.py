@@ -158,7 +158,10 @@ class KeyOptions:
 
     @property
     def restrictions(self) -> LoginRestrictions:
-        """What a login with this key may do."""
+        """What a login with this key may do (:data:`UNRESTRICTED` itself when
+        nothing is restricted: a connection keeps it, and most keys have none)."""
+        if self.pty and self.command is None:
+            return UNRESTRICTED
         return LoginRestrictions(pty=self.pty, command=self.command)
 
     def refusal(self, *, peer_address: str | None, now: float) -> str | None:
