@@ -203,11 +203,31 @@ def logged_in_with(auth: ServerAuth, payload: bytes) -> LoginRestrictions | None
     ("options", "restrictions"),
     [
         (("-O", "force-command=echo forced"), LoginRestrictions(command="echo forced")),
-        (("-O", "clear"), LoginRestrictions(pty=False)),  # no permit-pty extension
-        (("-O", "clear", "-O", "permit-pty"), LoginRestrictions()),
+        (
+            ("-O", "clear"),  # no permit-* extension at all
+            LoginRestrictions(pty=False, agent_forwarding=False, x11_forwarding=False),
+        ),
+        (
+            ("-O", "clear", "-O", "permit-pty"),
+            LoginRestrictions(agent_forwarding=False, x11_forwarding=False),
+        ),
+        (
+            ("-O", "clear", "-O", "permit-agent-forwarding", "-O", "permit-X11-forwarding"),
+            LoginRestrictions(pty=False),
+        ),
+        (("-O", "no-agent-forwarding"), LoginRestrictions(agent_forwarding=False)),
+        (("-O", "no-x11-forwarding"), LoginRestrictions(x11_forwarding=False)),
         (("-O", "no-pty", "-O", "force-command=x"), LoginRestrictions(pty=False, command="x")),
     ],
-    ids=["force-command", "no-extensions", "permit-pty", "no-pty-and-command"],
+    ids=[
+        "force-command",
+        "no-extensions",
+        "permit-pty",
+        "permit-forwarding",
+        "no-agent-forwarding",
+        "no-x11-forwarding",
+        "no-pty-and-command",
+    ],
 )
 def test_certificate_options_become_restrictions(
     keys: Keys, options: tuple[str, ...], restrictions: LoginRestrictions

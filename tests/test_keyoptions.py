@@ -25,6 +25,7 @@ from ptycore.client import ClientConnection
 from ptycore.connection import SessionEvent
 from ptycore.keyoptions import (
     MAX_OPTIONS_LENGTH,
+    UNRESTRICTED,
     KeyOptions,
     certificate_options,
     match_from,
@@ -49,7 +50,13 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKz1xL8uGU7LTgU2ZS6cMQyd4eUOUzEqYcPQS
         ("", KeyOptions()),
         (
             'restrict,command="dump /home"',
-            KeyOptions(restricted=True, pty=False, command="dump /home"),
+            KeyOptions(
+                restricted=True,
+                pty=False,
+                agent_forwarding=False,
+                x11_forwarding=False,
+                command="dump /home",
+            ),
         ),
         ('permitopen="192.0.2.1:80",permitopen="192.0.2.2:25"', KeyOptions()),
         ('permitlisten="localhost:8080",permitlisten="[::1]:22000"', KeyOptions()),
@@ -59,7 +66,13 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKz1xL8uGU7LTgU2ZS6cMQyd4eUOUzEqYcPQS
         ),
         (
             'restrict,command="uname -a",pty',
-            KeyOptions(restricted=True, pty=True, command="uname -a"),
+            KeyOptions(
+                restricted=True,
+                pty=True,
+                agent_forwarding=False,
+                x11_forwarding=False,
+                command="uname -a",
+            ),
         ),
         ("no-touch-required", KeyOptions()),
         ("verify-required", KeyOptions()),
@@ -103,7 +116,38 @@ def test_sshd_man_page_examples(options: str, expected: KeyOptions) -> None:
 def test_flags_and_values(field: str, pty: bool, command: str | None) -> None:
     options = parse_key_options(field)
     assert (options.pty, options.command) == (pty, command)
-    assert options.restrictions == LoginRestrictions(pty=pty, command=command)
+    assert (options.restrictions.pty, options.restrictions.command) == (pty, command)
+
+
+@pytest.mark.parametrize(
+    ("field", "agent", "x11"),
+    [
+        ("", True, True),
+        ("restrict", False, False),
+        ("no-agent-forwarding", False, True),
+        ("no-X11-forwarding", True, False),
+        ("NO-x11-FORWARDING,No-Agent-Forwarding", False, False),  # names are case-insensitive
+        ("restrict,agent-forwarding", True, False),
+        ("restrict,X11-forwarding", False, True),
+        ("restrict,x11-forwarding,agent-forwarding,pty", True, True),
+        ("agent-forwarding,restrict", False, False),  # in order, as sshauthopt_parse
+        ("no-agent-forwarding,agent-forwarding", True, True),
+        ("no-pty,no-port-forwarding", True, True),  # port forwarding is not ptycore's
+    ],
+)
+def test_forwarding_flags(field: str, agent: bool, x11: bool) -> None:
+    options = parse_key_options(field)
+    assert (options.agent_forwarding, options.x11_forwarding) == (agent, x11)
+    restrictions = options.restrictions
+    assert (restrictions.agent_forwarding, restrictions.x11_forwarding) == (agent, x11)
+    policy = restrictions.session_policy(SessionPolicy())
+    assert (policy.allow_agent_forwarding, policy.allow_x11_forwarding) == (agent, x11)
+
+
+def test_only_a_key_without_restrictions_shares_unrestricted() -> None:
+    assert parse_key_options("no-port-forwarding,user-rc").restrictions is UNRESTRICTED
+    for field in ("no-agent-forwarding", "no-X11-forwarding", "restrict,pty"):
+        assert parse_key_options(field).restrictions != UNRESTRICTED
 
 
 @pytest.mark.parametrize(
@@ -275,12 +319,35 @@ def test_certificate_options_grant_only_what_is_listed() -> None:
             [("permit-pty", b""), ("permit-X11-forwarding", b""), ("unknown@example.com", b"x")],
         )
     )
-    assert options.restrictions == LoginRestrictions(command="cmd")
+    assert options.restrictions == LoginRestrictions(command="cmd", agent_forwarding=False)
     assert options.refusal(peer_address="::1", now=0) is None
     assert options.refusal(peer_address="127.0.0.1", now=0) == (
         "not from a permitted source address (127.0.0.1)"
     )
-    assert certificate_options(_certificate([], [])).restrictions == LoginRestrictions(pty=False)
+    assert certificate_options(_certificate([], [])).restrictions == LoginRestrictions(
+        pty=False, agent_forwarding=False, x11_forwarding=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("extensions", "agent", "x11"),
+    [
+        ([], False, False),
+        (["permit-agent-forwarding"], True, False),
+        (["permit-X11-forwarding"], False, True),
+        (["permit-agent-forwarding", "permit-X11-forwarding", "permit-pty"], True, True),
+        # cert_option_list compares extension names with strcmp: case matters.
+        (["permit-x11-forwarding", "Permit-Agent-Forwarding"], False, False),
+        (["permit-port-forwarding", "permit-user-rc"], False, False),
+    ],
+)
+def test_certificate_forwarding_needs_its_extension(
+    extensions: list[str], agent: bool, x11: bool
+) -> None:
+    options = certificate_options(_certificate([], [(name, b"") for name in extensions]))
+    assert (options.agent_forwarding, options.x11_forwarding) == (agent, x11)
+    restrictions = options.restrictions
+    assert (restrictions.agent_forwarding, restrictions.x11_forwarding) == (agent, x11)
 
 
 @pytest.mark.parametrize(
@@ -296,6 +363,8 @@ def test_certificate_options_grant_only_what_is_listed() -> None:
         ([("source-address", encode_string(b"10.0.0.1/8"))], [], "invalid source-address"),
         ([("source-address", encode_string(b""))], [], "invalid source-address"),
         ([], [("permit-pty", b"x")], "extra data"),
+        ([], [("permit-agent-forwarding", b"x")], "extra data"),
+        ([], [("permit-X11-forwarding", b"\0")], "extra data"),
     ],
 )
 def test_bad_certificate_options(
@@ -382,8 +451,20 @@ def test_round_trip_of_generated_fields(data: st.DataObject) -> None:
     """Fields written the way sshd(8) documents them parse to what they say."""
     flags = data.draw(
         st.lists(
-            st.sampled_from(["restrict", "pty", "no-pty", "no-port-forwarding", "user-rc"]),
-            max_size=5,
+            st.sampled_from(
+                [
+                    "restrict",
+                    "pty",
+                    "no-pty",
+                    "no-port-forwarding",
+                    "user-rc",
+                    "agent-forwarding",
+                    "no-agent-forwarding",
+                    "X11-forwarding",
+                    "no-X11-forwarding",
+                ]
+            ),
+            max_size=6,
         )
     )
     command = data.draw(st.none() | _VALUE)
@@ -397,21 +478,23 @@ def test_round_trip_of_generated_fields(data: st.DataObject) -> None:
     parts += ["environment=" + _quote(value) for value in environment]
     order = data.draw(st.permutations(range(len(parts))))
     field = ",".join(parts[i] for i in order)
-    pty = True
+    allowed = {"pty": True, "agent-forwarding": True, "X11-forwarding": True}
     for index in order:
         if index < len(flags):
             flag = flags[index]
             if flag == "restrict":
-                pty = False
-            elif flag in ("pty", "no-pty"):
-                pty = flag == "pty"
+                allowed = dict.fromkeys(allowed, False)
+            elif flag.removeprefix("no-") in allowed:
+                allowed[flag.removeprefix("no-")] = not flag.startswith("no-")
     parsed = parse_key_options(field)
     expected_environment = tuple(
         parts[i][len("environment=") :] for i in order if i >= len(parts) - len(environment)
     )
     assert parsed.command == command
     assert parsed.from_patterns == source
-    assert parsed.pty is pty
+    assert parsed.pty is allowed["pty"]
+    assert parsed.agent_forwarding is allowed["agent-forwarding"]
+    assert parsed.x11_forwarding is allowed["X11-forwarding"]
     assert parsed.restricted is ("restrict" in flags)
     assert [_quote(v) for v in parsed.environment] == list(expected_environment)
 
@@ -424,6 +507,13 @@ def test_merge_is_sshauthopt_merge() -> None:
     forced = LoginRestrictions(command="x")
     assert no_pty.merge(forced) == LoginRestrictions(pty=False, command="x")
     assert forced.merge(forced) == forced
+    no_agent = LoginRestrictions(agent_forwarding=False)
+    no_x11 = LoginRestrictions(x11_forwarding=False)
+    assert no_agent.merge(no_x11) == LoginRestrictions(
+        agent_forwarding=False, x11_forwarding=False
+    )
+    assert no_x11.merge(LoginRestrictions()) == no_x11
+    assert LoginRestrictions().merge(no_agent) == no_agent
     with pytest.raises(ValueError, match="forced command options do not match"):
         forced.merge(LoginRestrictions(command="y"))
 
@@ -439,6 +529,21 @@ def test_session_policy_keeps_the_configured_force_command() -> None:
     )
     configured = SessionPolicy(forced_command="config")
     assert LoginRestrictions(command="key").session_policy(configured).forced_command == "config"
+
+
+def test_session_policy_refuses_forwarding_if_either_does() -> None:
+    closed = SessionPolicy(allow_agent_forwarding=False, allow_x11_forwarding=False)
+    assert LoginRestrictions().session_policy(closed) is closed  # sshd_config wins too
+    assert (
+        LoginRestrictions(agent_forwarding=False, x11_forwarding=False).session_policy(closed)
+        is closed
+    )
+    no_agent = LoginRestrictions(agent_forwarding=False).session_policy(SessionPolicy())
+    assert (no_agent.allow_agent_forwarding, no_agent.allow_x11_forwarding) == (False, True)
+    no_x11 = LoginRestrictions(x11_forwarding=False).session_policy(SessionPolicy())
+    assert (no_x11.allow_agent_forwarding, no_x11.allow_x11_forwarding) == (True, False)
+    with pytest.raises(TypeError, match="x11_forwarding must be a bool"):
+        LoginRestrictions(x11_forwarding=1)  # type: ignore[arg-type]
 
 
 def test_a_forced_command_replaces_every_program_request() -> None:

@@ -472,6 +472,40 @@ def test_agent_forwarding_once_even_after_a_refusal() -> None:
     assert granted.agent_forwarding
 
 
+@pytest.mark.parametrize(
+    ("kind", "closed", "check"),
+    [
+        (Kind.AGENT, SessionPolicy(allow_agent_forwarding=False), Check.AGENT_PERMITTED),
+        (Kind.X11, SessionPolicy(allow_x11_forwarding=False), Check.X11_PERMITTED),
+    ],
+)
+def test_forwarding_refused_when_the_policy_forbids_it(
+    kind: Kind, closed: SessionPolicy, check: Check
+) -> None:
+    """session.c session_auth_agent_req / session_x11_req: no-agent-forwarding,
+    no-X11-forwarding, restrict, AllowAgentForwarding, X11Forwarding."""
+    request = SAMPLES[kind]
+    s = ServerSession(policy=closed)
+    event = s.receive_request(request, want_reply=True)
+    assert isinstance(event, RequestRefused)
+    assert event.reason == _required(check)
+    assert reply_items(s) == [(event.handle, False)]
+    quiet = s.receive_request(request, want_reply=False)
+    assert isinstance(quiet, RequestRefused)
+    # Refused by the flag again, not as a second request: session_auth_agent_req
+    # checks the flags before it sets `called`.
+    assert quiet.reason == _required(check)
+    assert reply_items(s) == []  # no reply when none is wanted
+    assert (s.x11, s.agent_forwarding) == (None, False)
+    assert s.state is SessionState.READY  # the session goes on
+    other = ServerSession(policy=SessionPolicy())
+    accepted = other.receive_request(request, want_reply=True)
+    assert isinstance(accepted, RequestReceived)
+    other.accept(accepted.handle)
+    assert reply_items(other) == [(accepted.handle, True)]
+    assert (other.x11 is not None) or other.agent_forwarding
+
+
 def test_env_refused_by_default_and_filtered_by_patterns() -> None:
     s = ServerSession()
     assert isinstance(s.receive_request(EnvRequest(name="LANG", value="C"), False), RequestRefused)
@@ -689,6 +723,8 @@ def test_non_requests_are_a_type_error() -> None:
         ({"max_term_length": 1.5}, ValueError),
         ({"mode_policy": "strict"}, TypeError),
         ({"window_size": "clamp"}, TypeError),
+        ({"allow_agent_forwarding": 0}, TypeError),
+        ({"allow_x11_forwarding": None}, TypeError),
     ],
 )
 def test_policy_is_validated(kwargs: dict[str, object], error: type[Exception]) -> None:
@@ -703,6 +739,9 @@ def test_policy_defaults_follow_openssh() -> None:
     assert default.signals == {"HUP", "INT", "KILL", "QUIT", "TERM", "USR1", "USR2"}
     assert default.accept_env == ()
     assert default.allow_pty
+    # Unlike sshd (X11Forwarding no), the application decides: ptycore never forwards.
+    assert default.allow_agent_forwarding
+    assert default.allow_x11_forwarding
     assert default == SessionPolicy()
     with pytest.raises(TypeError):
         ServerSession(policy="strict")  # type: ignore[arg-type]

@@ -9,12 +9,19 @@ refused application call changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import TypeVar
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from ptycore import ProtocolError
 from ptycore._session_rules import RULES, SessionState
@@ -162,6 +169,14 @@ class ServerMachine(_Machine):
         self.wanted: list[int] = []  # want_reply request handles, in arrival order
         self.unwanted: set[int] = set()
 
+    @initialize(agent=st.booleans(), x11=st.booleans())
+    def restrict_forwarding(self, agent: bool, x11: bool) -> None:
+        """Some runs forbid forwarding, as no-agent-forwarding or no-X11-forwarding do."""
+        policy = dataclasses.replace(
+            self.server.policy, allow_agent_forwarding=agent, allow_x11_forwarding=x11
+        )
+        self.session = self.server = ServerSession(policy=policy)
+
     def record(self, event: object) -> None:
         if isinstance(event, RequestReceived | RequestRefused | WindowChanged):
             if event.want_reply:
@@ -223,6 +238,14 @@ class ServerMachine(_Machine):
         if self.server.state in (SessionState.CLOSING, SessionState.CLOSED):
             assert self.server.undecided == ()
             assert self.replied == self.wanted
+
+    @invariant()
+    def forwarding_only_if_allowed(self) -> None:
+        policy = self.server.policy
+        if not policy.allow_agent_forwarding:
+            assert not self.server.agent_forwarding
+        if not policy.allow_x11_forwarding:
+            assert self.server.x11 is None
 
     @invariant()
     def program_matches_state(self) -> None:

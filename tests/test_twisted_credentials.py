@@ -75,7 +75,8 @@ def test_authorized_keys_with_options_comments_and_junk(tmp_path: Path) -> None:
         + b'command="echo \\"quoted, with spaces\\"",no-pty ' + public + b"\n"
         + b"ssh-ed25519 AAAAnot-base64\n"
         + b"   " + public + b"\n"
-        + b'no-port-forwarding,permitopen="h:1",No-Agent-Forwarding ' + public + b"\n"
+        + b'no-port-forwarding,permitopen="h:1",no-user-rc ' + public + b"\n"
+        + b"No-Agent-Forwarding " + public + b"\n"
         + b'from="10.0.0.1" ' + public + b"\n"
         + b'permitopen="h:1,2" ' + public + b"\n"
         + b"frobnicate " + public + b"\n"
@@ -88,10 +89,11 @@ def test_authorized_keys_with_options_comments_and_junk(tmp_path: Path) -> None:
     assert [(p.line, p.reason) for p in problems] == [
         (3, "ssh-ed25519 key skipped: its options need AuthorizedKeysChecker"),
         (4, "not a public key"),
-        (7, "ssh-ed25519 key skipped: its options need AuthorizedKeysChecker"),
-        (8, "bad key options: invalid permission port"),  # sshd: "h" port "1,2"
-        (9, "bad key options: unknown key option"),
-        (10, "ssh-ed25519 key skipped: cert-authority is not supported"),
+        (7, "ssh-ed25519 key skipped: its options need AuthorizedKeysChecker"),  # agent
+        (8, "ssh-ed25519 key skipped: its options need AuthorizedKeysChecker"),
+        (9, "bad key options: invalid permission port"),  # sshd: "h" port "1,2"
+        (10, "bad key options: unknown key option"),
+        (11, "ssh-ed25519 key skipped: cert-authority is not supported"),
     ]
 
 

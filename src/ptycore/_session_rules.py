@@ -189,7 +189,9 @@ class Check(enum.Enum):
     PTY_NOT_PENDING = "pty-not-pending"
     TERM_LENGTH = "term-length"
     WINDOW_SIZE = "window-size"
+    X11_PERMITTED = "x11-permitted"
     X11_ONCE = "x11-once"
+    AGENT_PERMITTED = "agent-permitted"
     AGENT_ONCE = "agent-once"
     ENV_COUNT = "env-count"
     ENV_ALLOWED = "env-allowed"
@@ -243,10 +245,25 @@ CHECKS: Mapping[Check, CheckSpec] = MappingProxyType(
             source="RFC 4254 6.2, 6.7 (uint32); OpenSSH sshpty.c pty_change_window_size "
             "silently truncates to struct winsize's 16 bits",
         ),
+        Check.X11_PERMITTED: CheckSpec(
+            text="SessionPolicy.allow_x11_forwarding is true",
+            outcome=Outcome.REFUSE,
+            source="session.c session_x11_req: permit_x11_forwarding_flag "
+            "(no-X11-forwarding, restrict, a certificate without permit-X11-forwarding; "
+            "auth-options.c), then session_setup_x11fwd: X11Forwarding",
+        ),
         Check.X11_ONCE: CheckSpec(
             text="no x11-req was granted or awaits an answer",
             outcome=Outcome.REFUSE,
             source='session.c session_x11_req: "x11 forwarding already active"',
+        ),
+        Check.AGENT_PERMITTED: CheckSpec(
+            text="SessionPolicy.allow_agent_forwarding is true",
+            outcome=Outcome.REFUSE,
+            source="session.c session_auth_agent_req: permit_agent_forwarding_flag "
+            "(no-agent-forwarding, restrict, a certificate without "
+            "permit-agent-forwarding; auth-options.c) and AllowAgentForwarding, "
+            "checked before `called` is set",
         ),
         Check.AGENT_ONCE: CheckSpec(
             text="agent forwarding was not requested before on this session",
@@ -384,7 +401,7 @@ _row(
     [Kind.X11],
     action=Action.ASK,
     source="RFC 4254 6.3.1; " + _LARVAL + ", session_x11_req",
-    checks=(Check.X11_ONCE,),
+    checks=(Check.X11_PERMITTED, Check.X11_ONCE),
 )
 _row(
     _SERVER,
@@ -402,7 +419,7 @@ _row(
     [Kind.AGENT],
     action=Action.ASK,
     source="OpenSSH PROTOCOL.agent; " + _LARVAL + ", session_auth_agent_req",
-    checks=(Check.AGENT_ONCE,),
+    checks=(Check.AGENT_PERMITTED, Check.AGENT_ONCE),
 )
 _row(
     _SERVER,

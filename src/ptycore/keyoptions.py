@@ -91,33 +91,60 @@ class LoginRestrictions:
     """The forced command (``command="..."``, a certificate's ``force-command``):
     every shell, exec and subsystem request runs it instead (``session.c``
     ``do_exec``)."""
+    agent_forwarding: bool = True
+    """Whether agent forwarding may be granted (``no-agent-forwarding``,
+    ``restrict``; a certificate without the ``permit-agent-forwarding``
+    extension): ``struct sshauthopt`` ``permit_agent_forwarding_flag``, checked
+    by ``session.c`` ``session_auth_agent_req``."""
+    x11_forwarding: bool = True
+    """Whether X11 forwarding may be granted (``no-X11-forwarding``, ``restrict``;
+    a certificate without the ``permit-X11-forwarding`` extension):
+    ``permit_x11_forwarding_flag``, checked by ``session.c`` ``session_x11_req``."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.pty, bool):
-            raise TypeError("pty must be a bool")
+        for name in ("pty", "agent_forwarding", "x11_forwarding"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool")
         if self.command is not None:
             _check_text("command", self.command)
 
     def merge(self, other: LoginRestrictions) -> LoginRestrictions:
-        """Both sets at once (``auth-options.c`` ``sshauthopt_merge``): a PTY only if
-        both allow it; two forced commands must be the same (else
-        :class:`ValueError`: "forced command options do not match")."""
+        """Both sets at once (``auth-options.c`` ``sshauthopt_merge``): a PTY, agent
+        or X11 forwarding only if both allow it (its ``OPTFLAG_AND``); two forced
+        commands must be the same (else :class:`ValueError`: "forced command
+        options do not match")."""
         if self.command is not None and other.command not in (None, self.command):
             raise ValueError("forced command options do not match")
         return LoginRestrictions(
             pty=self.pty and other.pty,
             command=self.command if self.command is not None else other.command,
+            agent_forwarding=self.agent_forwarding and other.agent_forwarding,
+            x11_forwarding=self.x11_forwarding and other.x11_forwarding,
         )
 
     def session_policy(self, policy: SessionPolicy) -> SessionPolicy:
-        """``policy`` with these restrictions: no PTY unless both allow one, and the
-        forced command unless the policy has its own (sshd's ``ForceCommand`` wins
-        over the key's, ``session.c`` ``do_exec``)."""
+        """``policy`` with these restrictions: no PTY, agent or X11 forwarding unless
+        both allow it (``session.c`` checks the key's flag and sshd_config's
+        PermitTTY, AllowAgentForwarding, X11Forwarding), and the forced command
+        unless the policy has its own (sshd's ``ForceCommand`` wins over the
+        key's, ``session.c`` ``do_exec``)."""
+        pty = policy.allow_pty and self.pty
+        agent = policy.allow_agent_forwarding and self.agent_forwarding
+        x11 = policy.allow_x11_forwarding and self.x11_forwarding
         forced = policy.forced_command if policy.forced_command is not None else self.command
-        if policy.allow_pty == (policy.allow_pty and self.pty) and forced == policy.forced_command:
-            return policy
+        if (pty, agent, x11, forced) == (
+            policy.allow_pty,
+            policy.allow_agent_forwarding,
+            policy.allow_x11_forwarding,
+            policy.forced_command,
+        ):
+            return policy  # nothing to change: no new policy (nor its compiled patterns)
         return dataclasses.replace(
-            policy, allow_pty=policy.allow_pty and self.pty, forced_command=forced
+            policy,
+            allow_pty=pty,
+            allow_agent_forwarding=agent,
+            allow_x11_forwarding=x11,
+            forced_command=forced,
         )
 
 
@@ -128,16 +155,23 @@ UNRESTRICTED: Final = LoginRestrictions()
 @dataclass(frozen=True, kw_only=True, slots=True)
 class KeyOptions:
     """The options of one authorized_keys line, as sshd keeps them (``struct
-    sshauthopt``). Only what ptycore enforces or reports is kept: forwarding,
-    ``user-rc``, ``permitopen``, ``permitlisten`` and ``tunnel`` are checked for
-    syntax (a bad one refuses the line, as in sshd) and then have nothing to do,
-    since ptycore never offers what they govern."""
+    sshauthopt``). Only what ptycore enforces or reports is kept: port
+    forwarding, ``user-rc``, ``permitopen``, ``permitlisten`` and ``tunnel`` are
+    checked for syntax (a bad one refuses the line, as in sshd) and then have
+    nothing to do, since ptycore never offers what they govern."""
 
     restricted: bool = False
-    """``restrict`` was given: no PTY (and nothing else ptycore offers) unless
-    re-enabled by a later ``pty``."""
+    """``restrict`` was given: no PTY, agent or X11 forwarding (nor anything else
+    ptycore offers) unless re-enabled by a later ``pty``, ``agent-forwarding`` or
+    ``X11-forwarding``."""
     pty: bool = True
     """Whether a PTY may be allocated (``no-pty``, ``restrict``, ``pty``)."""
+    agent_forwarding: bool = True
+    """Whether a session may be granted agent forwarding (``no-agent-forwarding``,
+    ``restrict``, ``agent-forwarding``)."""
+    x11_forwarding: bool = True
+    """Whether a session may be granted X11 forwarding (``no-X11-forwarding``,
+    ``restrict``, ``X11-forwarding``)."""
     command: str | None = None
     """``command="..."``: the only program this key may run."""
     from_patterns: str | None = None
@@ -160,9 +194,14 @@ class KeyOptions:
     def restrictions(self) -> LoginRestrictions:
         """What a login with this key may do (:data:`UNRESTRICTED` itself when
         nothing is restricted: a connection keeps it, and most keys have none)."""
-        if self.pty and self.command is None:
+        if self.pty and self.agent_forwarding and self.x11_forwarding and self.command is None:
             return UNRESTRICTED
-        return LoginRestrictions(pty=self.pty, command=self.command)
+        return LoginRestrictions(
+            pty=self.pty,
+            command=self.command,
+            agent_forwarding=self.agent_forwarding,
+            x11_forwarding=self.x11_forwarding,
+        )
 
     def refusal(self, *, peer_address: str | None, now: float) -> str | None:
         """Why this key may not log in from ``peer_address`` at Unix time ``now``,
@@ -214,6 +253,7 @@ class _Parser:
     """One pass over an options field; ``index`` is sshd's ``opts`` pointer."""
 
     __slots__ = (
+        "agent_forwarding",
         "cert_authority",
         "environment",
         "index",
@@ -222,6 +262,7 @@ class _Parser:
         "text",
         "valid_before",
         "values",
+        "x11_forwarding",
     )
 
     def __init__(self, text: str) -> None:
@@ -229,6 +270,8 @@ class _Parser:
         self.index = 0
         # auth-options.c sshauthopt_new_with_keys_defaults: everything permitted.
         self.pty = True
+        self.agent_forwarding = True
+        self.x11_forwarding = True
         self.restricted = False
         self.cert_authority = False
         self.valid_before: int | None = None
@@ -244,11 +287,18 @@ class _Parser:
             if flag is not None:
                 name, value = flag
                 if name == "restrict":
-                    self.restricted, self.pty = True, False
+                    # auth-options.c sshauthopt_parse: "restrict" clears every
+                    # permit_*_flag; a later flag sets its own back.
+                    self.restricted = True
+                    self.pty = self.agent_forwarding = self.x11_forwarding = False
                 elif name == "cert-authority":
                     self.cert_authority = True
                 elif name == "pty":
                     self.pty = value
+                elif name == "agent-forwarding":
+                    self.agent_forwarding = value  # permit_agent_forwarding_flag
+                elif name == "x11-forwarding":  # the name is lower-cased: X11-forwarding
+                    self.x11_forwarding = value  # permit_x11_forwarding_flag
             else:
                 valued = self._valued_name()
                 if valued is not None:
@@ -262,6 +312,8 @@ class _Parser:
         return KeyOptions(
             restricted=self.restricted,
             pty=self.pty,
+            agent_forwarding=self.agent_forwarding,
+            x11_forwarding=self.x11_forwarding,
             command=self.values.get("command"),
             from_patterns=self.values.get("from"),
             valid_before=self.valid_before,
@@ -408,11 +460,20 @@ def _check_tunnel(value: str) -> None:
 _CRITICAL_STRINGS: Final = ("force-command", "source-address")
 _NOTHING_TO_ENFORCE: Final = frozenset({"verify-required"})
 """Critical options about FIDO (``sk-``) keys, which ptycore never accepts."""
+_PERMIT_EXTENSIONS: Final = frozenset(
+    {"permit-pty", "permit-agent-forwarding", "permit-X11-forwarding"}
+)
+"""The extensions that grant what ptycore enforces (``auth-options.c``
+``cert_option_list``); the others (``permit-port-forwarding``, ``permit-user-rc``,
+``no-touch-required``) govern what ptycore never offers."""
 
 
 def certificate_options(certificate: Certificate) -> KeyOptions:
     """What a user certificate allows (``auth-options.c`` ``sshauthopt_from_cert``):
-    nothing it does not grant, so a PTY only with the ``permit-pty`` extension;
+    nothing it does not grant, so a PTY only with the ``permit-pty`` extension,
+    agent forwarding only with ``permit-agent-forwarding``, X11 forwarding only
+    with ``permit-X11-forwarding`` (names compared exactly, as its
+    ``cert_option_list`` does with strcmp);
     ``force-command`` as :attr:`KeyOptions.command`; ``source-address`` as
     :attr:`KeyOptions.source_address`. Unknown extensions are ignored, as sshd
     does; an unknown critical option, a repeated one, or data sshd calls corrupt
@@ -431,14 +492,19 @@ def certificate_options(certificate: Certificate) -> KeyOptions:
     source = values.get("source-address")
     if source is not None:
         _check_cidr_list(source)
-    pty = False
+    granted: set[str] = set()
     for name, data in certificate.extensions:
-        if name == "permit-pty":
+        if name in _PERMIT_EXTENSIONS:
             if data:
                 raise ValueError(f'certificate option "{name}" corrupt (extra data)')
-            pty = True
+            granted.add(name)
     return KeyOptions(
-        restricted=True, pty=pty, command=values.get("force-command"), source_address=source
+        restricted=True,
+        pty="permit-pty" in granted,
+        agent_forwarding="permit-agent-forwarding" in granted,
+        x11_forwarding="permit-X11-forwarding" in granted,
+        command=values.get("force-command"),
+        source_address=source,
     )
 
 

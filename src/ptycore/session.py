@@ -243,6 +243,18 @@ class SessionPolicy:
     allow_pty: bool = True
     """Whether a PTY may be granted at all (sshd_config PermitTTY; ``no-pty`` in
     authorized_keys, see :class:`~ptycore.auth.LoginRestrictions`)."""
+    allow_agent_forwarding: bool = True
+    """Whether agent forwarding (``auth-agent-req@openssh.com``) may be granted at
+    all; if not, the request is refused before the application sees it (sshd_config
+    AllowAgentForwarding; ``no-agent-forwarding`` or ``restrict`` in
+    authorized_keys; ``session.c`` ``session_auth_agent_req``). True lets the
+    application decide: ptycore itself never forwards an agent."""
+    allow_x11_forwarding: bool = True
+    """Whether X11 forwarding (``x11-req``) may be granted at all; if not, the
+    request is refused before the application sees it (sshd_config
+    X11Forwarding, which is off by default in sshd; ``no-X11-forwarding`` or
+    ``restrict`` in authorized_keys; ``session.c`` ``session_x11_req``). True lets
+    the application decide: ptycore itself never forwards X11."""
     forced_command: str | None = None
     """Run this command for every shell, exec and subsystem request instead (sshd
     ``ForceCommand``; ``command=`` in authorized_keys): the application is asked
@@ -276,6 +288,9 @@ class SessionPolicy:
             raise TypeError("mode_policy must be a ModePolicy")
         if not isinstance(self.window_size, WindowSizePolicy):
             raise TypeError("window_size must be a WindowSizePolicy")
+        for name in ("allow_pty", "allow_agent_forwarding", "allow_x11_forwarding"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool")
         if self.forced_command is not None:
             ExecRequest(command=self.forced_command)  # validates the text
         object.__setattr__(self, "accept_env", tuple(self.accept_env))
@@ -1055,8 +1070,12 @@ class ServerSession(Session):
             return policy.allow_pty
         if check is Check.PTY_NOT_PENDING:
             return self._pending_of(Kind.PTY) == 0
+        if check is Check.X11_PERMITTED:
+            return policy.allow_x11_forwarding
         if check is Check.X11_ONCE:
             return self._x11 is None and self._pending_of(Kind.X11) == 0
+        if check is Check.AGENT_PERMITTED:
+            return policy.allow_agent_forwarding
         if check is Check.AGENT_ONCE:
             return not self._agent_requested
         if check is Check.ENV_COUNT:

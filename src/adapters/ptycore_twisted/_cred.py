@@ -75,7 +75,8 @@ def conch_keys(path: Path) -> tuple[list[keys.Key], list[FileProblem]]:
     ``SSHPublicKeyChecker``, which knows no options), and the lines skipped, in
     file order: those :func:`ptycore_common.credentials.read_authorized_keys`
     skips, the key types Conch cannot verify (``sk-*``), and keys with options
-    that restrict them (``from=``, ``command=``, ``no-pty``, ``restrict``,
+    that restrict them (``from=``, ``command=``, ``no-pty``,
+    ``no-agent-forwarding``, ``no-X11-forwarding``, ``restrict``,
     ``expiry-time=``), which only :class:`AuthorizedKeysChecker` enforces."""
     entries, problems = read_authorized_keys(path)
     found: list[keys.Key] = []
