@@ -140,7 +140,8 @@ def test_every_combination(
     assert done.algorithms.strict_kex
     assert done.session_id == client.session_id == server.session_id
     assert of_type(client_events, ExtInfoReceived)[0].extensions["server-sig-algs"] == (
-        b"ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256"
+        b"ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,"
+        b"rsa-sha2-512,rsa-sha2-256"
     )
     assert (
         of_type(server_events, PayloadReceived)[0].payload == b"\x05\x00\x00\x00\x0cssh-userauth"
