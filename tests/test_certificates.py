@@ -251,3 +251,40 @@ def test_source_address_is_checked_against_the_bound_peer(
     assert isinstance(authenticator, PeerAuthenticator)
     got = logged_in_with(server(keys, authenticator.for_peer(peer)), signed(cert, keys.user))
     assert (got == LoginRestrictions()) is admitted
+
+
+@pytest.mark.parametrize(("user_bits", "ca_bits"), [(384, 521), (521, 384)])
+def test_ecdsa_p384_and_p521_certificate_and_ca(
+    tmp_path: Path, user_bits: int, ca_bits: int
+) -> None:
+    """ecdsa-sha2-nistp384/521-cert-v01 user certificates signed by a P-521 or P-384
+    CA, all made by ssh-keygen: the CA signs with SHA-512 or SHA-384 (RFC 5656
+    section 6.2.1)."""
+
+    def keygen(name: str, bits: int) -> Path:
+        path = tmp_path / name
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ecdsa", "-b", str(bits), "-N", "", "-f", str(path)],
+            check=True,
+            timeout=30,
+        )
+        return path
+
+    ca, user = keygen("ca", ca_bits), keygen("user", user_bits)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-s", str(ca), "-I", "id", "-n", "alice", f"{user}.pub"],
+        check=True,
+        timeout=30,
+    )
+    cert_line = Path(f"{user}-cert.pub").read_text().split()
+    assert cert_line[0] == f"ecdsa-sha2-nistp{user_bits}-cert-v01@openssh.com"
+    cert = base64.b64decode(cert_line[1])
+    ca_blob = base64.b64decode(Path(f"{ca}.pub").read_text().split()[1])
+    user_key = HostKey.from_openssh(user.read_bytes())
+    authenticator = SimpleAuthenticator(trusted_user_cas=[ca_blob], clock=lambda: NOW)
+    keys = Keys(ca=ca_blob, user=user_key, directory=tmp_path)
+    payload = signed(cert, user_key, algorithm=cert_line[0])
+    assert succeeded(server(keys, authenticator), payload)
+    # Another CA's certificate for the same key: refused.
+    other = SimpleAuthenticator(trusted_user_cas=[user_key.public_blob], clock=lambda: NOW)
+    assert not succeeded(server(keys, other), payload)

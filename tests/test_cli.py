@@ -117,22 +117,55 @@ def test_uvloop_runs_when_importable_unless_asked_otherwise(
     assert server.lines[-1] == "ptycore serve: stopped"
 
 
-@pytest.mark.parametrize("adapter", ["anyio", "twisted"])
-def test_an_ecdsa_host_key_is_offered_to_the_client(tmp_path: Path, adapter: str) -> None:
-    """The default host key algorithms leave out the NIST curve; an operator who
-    gives an ECDSA host key asks for it."""
-    host_key = tmp_path / "ssh_host_ecdsa_key"
+def _ssh_keygen_ecdsa(path: Path, bits: int) -> Path:
     subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ecdsa", "-b", "256", "-N", "", "-f", str(host_key)],
+        ["ssh-keygen", "-q", "-t", "ecdsa", "-b", str(bits), "-N", "", "-f", str(path)],
         check=True, timeout=WAIT,
     )  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize("bits", [256, 384, 521])
+@pytest.mark.parametrize("adapter", ["anyio", "twisted"])
+def test_an_ecdsa_host_key_is_offered_to_the_client(
+    tmp_path: Path, adapter: str, bits: int
+) -> None:
+    """The default host key algorithms leave out the NIST curves; an operator who
+    gives an ECDSA host key (``ssh-keygen -t ecdsa -b 256|384|521``) asks for it."""
+    host_key = _ssh_keygen_ecdsa(tmp_path / "ssh_host_ecdsa_key", bits)
+    algorithm = f"ecdsa-sha2-nistp{bits}"
     with run_server(tmp_path, "info", "--host-key", str(host_key), adapter=adapter) as server:
         done = subprocess.run(
-            [*server.ssh_args("-o", "HostKeyAlgorithms=ecdsa-sha2-nistp256"), "true"],
+            [*server.ssh_args("-v", "-o", f"HostKeyAlgorithms={algorithm}"), "true"],
             capture_output=True, timeout=WAIT, stdin=subprocess.DEVNULL, check=False,
         )  # fmt: skip
     assert done.returncode == 0, (done.stderr, server.log())
     assert b"no terminal" in done.stdout.lower()
+    assert f"Server host key: {algorithm} SHA256:".encode() in done.stderr
+
+
+@pytest.mark.parametrize("bits", [384, 521])
+@pytest.mark.parametrize("adapter", ["anyio", "twisted"])
+def test_an_ecdsa_user_key_logs_in(tmp_path: Path, adapter: str, bits: int) -> None:
+    """``ssh -i`` with a P-384 or P-521 user key: signed with SHA-384 or SHA-512 by
+    OpenSSH and verified by the server (RFC 5656 section 6.2.1)."""
+    user_key = _ssh_keygen_ecdsa(tmp_path / "id_ecdsa", bits)
+    authorized = tmp_path / "authorized_ecdsa"
+    public = user_key.with_suffix(".pub").read_text()
+    assert public.startswith(f"ecdsa-sha2-nistp{bits} ")
+    authorized.write_text(public)
+    with run_server(
+        tmp_path, "info", "--authorized-keys", str(authorized), adapter=adapter
+    ) as server:
+        # The helper's Ed25519 key is not in this authorized_keys file: only the
+        # ECDSA key can let the client in.
+        done = subprocess.run(
+            [*server.ssh_args("-v", "-i", str(user_key)), "true"],
+            capture_output=True, timeout=WAIT, stdin=subprocess.DEVNULL, check=False,
+        )  # fmt: skip
+    assert done.returncode == 0, (done.stderr, server.log())
+    assert f"Server accepts key: {user_key} ECDSA".encode() in done.stderr, done.stderr
+    assert b'using "publickey"' in done.stderr
 
 
 @pytest.mark.parametrize(("backend", "imported"), [("trio", False), ("asyncio", True)])

@@ -53,10 +53,18 @@ USER = getpass.getuser()
 USER_KEYS = {
     "ed25519": HostKey.generate(),
     "ecdsa": HostKey.generate("ecdsa-sha2-nistp256"),
+    "ecdsa384": HostKey.generate("ecdsa-sha2-nistp384"),
+    "ecdsa521": HostKey.generate("ecdsa-sha2-nistp521"),
     "rsa": HostKey.generate("ssh-rsa", rsa_bits=2048),
 }
 BANNER = "Authorized tests only.\n"
-HOST_KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa")
+HOST_KEY_TYPES = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+)
 
 
 def openssh_version(sshd: str) -> tuple[int, int] | None:
@@ -298,6 +306,13 @@ ALGORITHMS = [
     ("curve25519-sha256", "aes128-ctr", "hmac-sha2-256-etm@openssh.com", "rsa-sha2-256"),
     ("curve25519-sha256@libssh.org", "aes256-ctr", "hmac-sha2-512-etm@openssh.com", "ssh-ed25519"),
     ("curve25519-sha256", "chacha20-poly1305@openssh.com", None, "ecdsa-sha2-nistp256"),
+    ("curve25519-sha256", "aes256-gcm@openssh.com", None, "ecdsa-sha2-nistp384"),
+    (
+        "curve25519-sha256@libssh.org",
+        "aes128-ctr",
+        "hmac-sha2-512-etm@openssh.com",
+        "ecdsa-sha2-nistp521",
+    ),
 ]
 """Every key exchange, cipher and host key algorithm ptycore has, each at least once."""
 
@@ -349,10 +364,12 @@ UNKNOWN_KEY = HostKey.generate()
     [
         ["ed25519"],
         ["ecdsa"],
+        ["ecdsa384"],
+        ["ecdsa521"],
         ["rsa"],
         ["unknown", "rsa"],
     ],
-    ids=["ed25519", "ecdsa", "rsa", "unknown-then-rsa"],
+    ids=["ed25519", "ecdsa", "ecdsa384", "ecdsa521", "rsa", "unknown-then-rsa"],
 )
 def test_public_key_login(sshd: Sshd, keys: list[str]) -> None:
     known = {**USER_KEYS, "unknown": UNKNOWN_KEY}

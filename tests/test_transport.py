@@ -140,7 +140,8 @@ def test_every_combination(
     assert done.algorithms.strict_kex
     assert done.session_id == client.session_id == server.session_id
     assert of_type(client_events, ExtInfoReceived)[0].extensions["server-sig-algs"] == (
-        b"ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256"
+        b"ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,"
+        b"rsa-sha2-512,rsa-sha2-256"
     )
     assert (
         of_type(server_events, PayloadReceived)[0].payload == b"\x05\x00\x00\x00\x0cssh-userauth"
@@ -709,6 +710,55 @@ def test_only_kexinits_of_a_usual_size_are_kept_for_the_next_client() -> None:
 
 def test_an_ecdsa_key_on_another_curve_is_refused_by_name() -> None:
     with pytest.raises(
-        ValueError, match=r"ECDSA on secp384r1 is not supported, only on secp256r1"
+        ValueError, match=r"ECDSA on secp224r1 is not supported, only on secp256r1, secp384r1"
     ):
-        HostKey(ec.generate_private_key(ec.SECP384R1()))
+        HostKey(ec.generate_private_key(ec.SECP224R1()))
+
+
+# --- ECDSA on P-384 and P-521 (RFC 5656) ------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ["ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"])
+def test_ecdsa_p384_and_p521_host_keys(algorithm: str) -> None:
+    """Opt-in like nistp256: offered only when named, then the exchange is signed with
+    the curve's hash and the client verifies it."""
+    key = HostKey.generate(algorithm)
+    assert TransportConfig().host_keys_by_algorithm([key]) == {}
+    config = TransportConfig(host_key_algorithms=(*ALL_HOST_KEYS, algorithm))
+    assert config.host_keys_by_algorithm([key]) == {algorithm: key}
+    seen: list[tuple[str, bytes]] = []
+
+    def verify(name: str, blob: bytes) -> bool:
+        seen.append((name, blob))
+        return True
+
+    client_config = TransportConfig(host_key_algorithms=(algorithm,))
+    client, server = make_pair([key], client_config, config, verify)
+    client_events, server_events = pump(client, server)
+    assert of_type(client_events, KeyExchangeComplete)[0].algorithms.host_key == algorithm
+    assert of_type(server_events, KeyExchangeComplete)[0].host_key == key.public_blob
+    assert seen == [(algorithm, key.public_blob)]
+
+
+class _MislabelledKey(HostKey):
+    """A P-384 key whose blob names another curve: what a broken or hostile server sends."""
+
+    __slots__ = ()
+
+    @property
+    def public_blob(self) -> bytes:
+        return super().public_blob.replace(
+            encode_string(b"nistp384"), encode_string(b"nistp256"), 1
+        )
+
+
+def test_a_host_key_blob_naming_another_curve_is_a_protocol_error() -> None:
+    """RFC 5656 section 3.1: the curve identifier must be the key type's curve."""
+    algorithm = "ecdsa-sha2-nistp384"
+    key = _MislabelledKey(ec.generate_private_key(ec.SECP384R1()))
+    assert b"nistp256" in key.public_blob
+    config = TransportConfig(host_key_algorithms=(algorithm,))
+    client, server = make_pair([key], config, config)
+    with pytest.raises(ProtocolError, match="bad host key signature") as caught:
+        pump(client, server)
+    assert caught.value.reason is DisconnectReason.KEY_EXCHANGE_FAILED

@@ -38,7 +38,14 @@ pytestmark = pytest.mark.network
 
 TIMEOUT = 20.0
 SERVICE_REQUEST = b"\x05\x00\x00\x00\x0cssh-userauth"
-ALL_HOST_KEYS = ("ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256", "ecdsa-sha2-nistp256")
+ALL_HOST_KEYS = (
+    "ssh-ed25519",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+)
 Action = Callable[[Transport, TransportEvent], None]
 
 
@@ -48,6 +55,8 @@ def host_keys() -> list[HostKey]:
         HostKey.generate("ssh-ed25519"),
         HostKey.generate("ssh-rsa", rsa_bits=2048),
         HostKey.generate("ecdsa-sha2-nistp256"),
+        HostKey.generate("ecdsa-sha2-nistp384"),
+        HostKey.generate("ecdsa-sha2-nistp521"),
     ]
 
 
@@ -127,6 +136,8 @@ OPENSSH = [
     ("curve25519-sha256", "aes128-gcm@openssh.com", None, "rsa-sha2-512"),
     ("curve25519-sha256", "aes256-ctr", "hmac-sha2-512-etm@openssh.com", "rsa-sha2-256"),
     ("curve25519-sha256", "aes128-ctr", "hmac-sha2-256-etm@openssh.com", "ecdsa-sha2-nistp256"),
+    ("curve25519-sha256", "aes256-gcm@openssh.com", None, "ecdsa-sha2-nistp384"),
+    ("curve25519-sha256", "chacha20-poly1305@openssh.com", None, "ecdsa-sha2-nistp521"),
     ("curve25519-sha256@libssh.org", "aes256-ctr", "hmac-sha2-256-etm@openssh.com", "ssh-ed25519"),
     ("curve25519-sha256@libssh.org", "aes128-ctr", "hmac-sha2-512-etm@openssh.com", "ssh-ed25519"),
 ]
@@ -351,6 +362,8 @@ CLIENT_CASES = [
     ("mlkem768x25519-sha256", "chacha20-poly1305@openssh.com", "ssh-ed25519"),
     ("curve25519-sha256@libssh.org", "aes256-gcm@openssh.com", "rsa-sha2-512"),
     ("curve25519-sha256@libssh.org", "aes128-ctr", "rsa-sha2-256"),
+    ("curve25519-sha256@libssh.org", "aes256-gcm@openssh.com", "ecdsa-sha2-nistp384"),
+    ("curve25519-sha256@libssh.org", "aes128-gcm@openssh.com", "ecdsa-sha2-nistp521"),
 ]
 
 
@@ -366,7 +379,10 @@ class _ClosingServer(asyncssh.SSHServer):
 @pytest.mark.parametrize(("kex", "cipher", "host_key"), CLIENT_CASES)
 def test_client_against_asyncssh_server(kex: str, cipher: str, host_key: str) -> None:
     loop = asyncio.new_event_loop()
-    keys = [asyncssh.generate_private_key("ssh-ed25519"), asyncssh.generate_private_key("ssh-rsa")]
+    keys = [
+        asyncssh.generate_private_key(name)
+        for name in ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")
+    ]
     closed = threading.Event()
     server_class = type("Server", (_ClosingServer,), {"closed": closed})
     listener = loop.run_until_complete(
@@ -407,6 +423,7 @@ def test_client_against_paramiko_server(
     paramiko_keys = [
         paramiko.Ed25519Key(file_obj=io.StringIO(host_keys[0].to_openssh().decode())),
         paramiko.RSAKey(file_obj=io.StringIO(host_keys[1].to_openssh().decode())),
+        *(paramiko.ECDSAKey(file_obj=io.StringIO(k.to_openssh().decode())) for k in host_keys[3:]),
     ]
     with socket.create_server(("127.0.0.1", 0)) as listener:
         listener.settimeout(TIMEOUT)

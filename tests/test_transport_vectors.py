@@ -5,19 +5,33 @@ from __future__ import annotations
 import base64
 import struct
 
+import asyncssh
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.poly1305 import Poly1305
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ptycore import ProtocolError
-from ptycore._wire import encode_mpint, encode_string
+from ptycore._wire import Reader, encode_mpint, encode_string
 from ptycore.transport import HostKey, fingerprint, verify_signature
 from ptycore.transport._ciphers import AesGcm, ChaCha20Poly1305
 from ptycore.transport._kex import Curve25519
 
 h = bytes.fromhex
+
+# RFC 5656 sections 3.1 and 6.2.1: key type -> (curve identifier, hash, bytes in a
+# coordinate: 32, 48 and 66 for P-256, P-384 and P-521).
+NIST_CURVES = {
+    "ecdsa-sha2-nistp256": (b"nistp256", ec.SECP256R1(), 32),
+    "ecdsa-sha2-nistp384": (b"nistp384", ec.SECP384R1(), 48),
+    "ecdsa-sha2-nistp521": (b"nistp521", ec.SECP521R1(), 66),
+}
 
 
 def test_chacha20_poly1305_key_generation_rfc8439_2_6_2() -> None:
@@ -123,10 +137,114 @@ def test_ed25519_rfc8032_test_1() -> None:
 
 
 def test_openssh_key_files_round_trip() -> None:
-    for kind in ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256"):
+    for kind in ("ssh-ed25519", "ssh-rsa", *NIST_CURVES):
         key = HostKey.generate(kind, rsa_bits=2048)
         loaded = HostKey.from_openssh(key.to_openssh(b"secret"), b"secret")
         assert loaded.public_blob == key.public_blob
         for algorithm in key.algorithms:
             assert verify_signature(algorithm, key.public_blob, loaded.sign(b"m", algorithm), b"m")
         assert key.openssh_public("c").startswith(f"{key.key_type} AAAA")
+
+
+# --- ECDSA (RFC 5656) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", sorted(NIST_CURVES))
+def test_ecdsa_keys_and_signatures_match_asyncssh(algorithm: str) -> None:
+    """RFC 5656 section 3.1 blobs and signatures, checked both ways against AsyncSSH's
+    independent encoder and verifier (and section 6.2.1's hash for each curve)."""
+    identifier, curve, size = NIST_CURVES[algorithm]
+    private = ec.derive_private_key(0x5EED, curve)
+    key = HostKey(private)
+    encoded = private.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    assert len(encoded) == 1 + 2 * size
+    assert key.key_type == key.algorithm == algorithm
+    assert key.algorithms == (algorithm,)
+    assert key.public_blob == (
+        encode_string(algorithm.encode()) + encode_string(identifier) + encode_string(encoded)
+    )
+    theirs = asyncssh.import_private_key(key.to_openssh())
+    assert theirs.public_data == key.public_blob
+    assert theirs.convert_to_public().verify(b"data", key.sign(b"data"))
+    assert not theirs.convert_to_public().verify(b"other", key.sign(b"data"))
+    signature = theirs.sign(b"data", algorithm.encode())
+    assert verify_signature(algorithm, key.public_blob, signature, b"data")
+    assert not verify_signature(algorithm, key.public_blob, signature, b"other")
+    # The hash is the curve's: a SHA-256 signature over the same key is refused
+    # unless the curve is P-256.
+    r, s = decode_dss_signature(private.sign(b"data", ec.ECDSA(hashes.SHA256())))
+    sha256_blob = encode_string(algorithm.encode()) + encode_string(
+        encode_mpint(r) + encode_mpint(s)
+    )
+    assert verify_signature(algorithm, key.public_blob, sha256_blob, b"data") == (size == 32)
+
+
+def _ecdsa_signature(algorithm: str, r_bytes: bytes, s_bytes: bytes) -> bytes:
+    return encode_string(algorithm.encode()) + encode_string(
+        encode_string(r_bytes) + encode_string(s_bytes)
+    )
+
+
+@pytest.mark.parametrize("algorithm", sorted(NIST_CURVES))
+def test_ecdsa_size_caps(algorithm: str) -> None:
+    """Q is at most an uncompressed point (65, 97, 133 bytes) and r and s at most the
+    coordinate size plus a sign byte (33, 49, 67 bytes); one byte more is refused."""
+    _, _, size = NIST_CURVES[algorithm]
+    key = HostKey.generate(algorithm)
+    reader = Reader(key.sign(b"m"))
+    reader.string("name")
+    inner = Reader(reader.string("signature"))
+    r, s = inner.string("r"), inner.string("s")
+    widest = size + 1
+    padded = _ecdsa_signature(algorithm, r.rjust(widest, b"\0"), s.rjust(widest, b"\0"))
+    assert verify_signature(algorithm, key.public_blob, padded, b"m")
+    too_wide = _ecdsa_signature(algorithm, r.rjust(widest + 1, b"\0"), s)
+    assert not verify_signature(algorithm, key.public_blob, too_wide, b"m")
+    too_wide = _ecdsa_signature(algorithm, r, s.rjust(widest + 1, b"\0"))
+    assert not verify_signature(algorithm, key.public_blob, too_wide, b"m")
+    blob = Reader(key.public_blob)
+    blob.string("type")
+    blob.string("curve")
+    point = blob.string("point")
+    assert len(point) == 1 + 2 * size
+    long_point = key.public_blob[: -len(point) - 4] + encode_string(point + b"\0")
+    assert not verify_signature(algorithm, long_point, key.sign(b"m"), b"m")
+
+
+@pytest.mark.parametrize("algorithm", sorted(NIST_CURVES))
+def test_ecdsa_curve_name_must_match_the_key_type(algorithm: str) -> None:
+    """RFC 5656 section 3.1: the identifier names the type's curve (OpenSSH sshkey.c
+    refuses a mismatch with SSH_ERR_EC_CURVE_MISMATCH), even for a valid point."""
+    key = HostKey.generate(algorithm)
+    identifier = NIST_CURVES[algorithm][0]
+    signature = key.sign(b"m")
+    assert verify_signature(algorithm, key.public_blob, signature, b"m")
+    for other, _, _ in NIST_CURVES.values():
+        if other != identifier:
+            blob = key.public_blob.replace(encode_string(identifier), encode_string(other), 1)
+            assert not verify_signature(algorithm, blob, signature, b"m")
+    # Nor does a key type sign for another's algorithm.
+    for other_algorithm in NIST_CURVES:
+        if other_algorithm != algorithm:
+            assert not verify_signature(other_algorithm, key.public_blob, signature, b"m")
+            with pytest.raises(ValueError, match="cannot sign"):
+                key.sign(b"m", other_algorithm)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    algorithm=st.sampled_from(sorted(NIST_CURVES)),
+    identifier=st.sampled_from([b"nistp256", b"nistp384", b"nistp521", b""]),
+    point=st.binary(max_size=140),
+    r=st.binary(max_size=70),
+    s=st.binary(max_size=70),
+    tail=st.binary(max_size=3),
+)
+def test_ecdsa_blobs_of_arbitrary_bytes_are_false_never_an_error(
+    *, algorithm: str, identifier: bytes, point: bytes, r: bytes, s: bytes, tail: bytes
+) -> None:
+    """Whatever the point, curve, r and s, and trailing bytes: ``False``, no exception."""
+    blob = encode_string(algorithm.encode()) + encode_string(identifier) + encode_string(point)
+    signature = _ecdsa_signature(algorithm, r, s)
+    assert verify_signature(algorithm, blob + tail, signature + tail, b"m") is False
+    assert verify_signature(algorithm, blob[:-1], signature, b"m") is False

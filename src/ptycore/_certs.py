@@ -25,14 +25,36 @@ CERTIFICATE_ALGORITHMS: Final = {
         "ecdsa-sha2-nistp256-cert-v01@openssh.com",
         "ecdsa-sha2-nistp256",
     ),
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com": (
+        "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+        "ecdsa-sha2-nistp384",
+    ),
+    "ecdsa-sha2-nistp521-cert-v01@openssh.com": (
+        "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+        "ecdsa-sha2-nistp521",
+    ),
 }
 """PROTOCOL.certkeys and OpenSSH's ``PubkeyAcceptedAlgorithms``: certificates ptycore
 accepts for user authentication (no ``ssh-rsa-cert-v01`` SHA-1 signatures)."""
 
 CA_SIGNATURE_ALGORITHMS: Final = frozenset(
-    {"ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256", "ecdsa-sha2-nistp256"}
+    {
+        "ssh-ed25519",
+        "rsa-sha2-512",
+        "rsa-sha2-256",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+    }
 )
 """sshd ``CASignatureAlgorithms`` since OpenSSH 8.2: no ``ssh-rsa`` (SHA-1)."""
+
+_ECDSA_CERTIFICATES: Final = {
+    cert_type: plain
+    for cert_type, plain in CERTIFICATE_ALGORITHMS.values()
+    if plain.startswith("ecdsa-")
+}
+"""Certificate type -> the plain key type it certifies."""
 
 USER_CERTIFICATE: Final = 1
 HOST_CERTIFICATE: Final = 2
@@ -97,10 +119,13 @@ def _parse(blob: bytes, verify: Callable[[str, bytes, bytes, bytes], bool]) -> C
         e = reader.string("e", _MAX_FIELD)
         n = reader.string("n", _MAX_FIELD)
         plain = encode_string(b"ssh-rsa") + encode_string(e) + encode_string(n)
-    elif key_type == "ecdsa-sha2-nistp256-cert-v01@openssh.com":
+    elif key_type in _ECDSA_CERTIFICATES:
+        # PROTOCOL.certkeys: string curve, string public_key, as in the plain key
+        # (RFC 5656 section 3.1), whose checks verify_signature makes later.
         curve = reader.string("curve", 64)
         point = reader.string("public key", 256)
-        plain = encode_string(b"ecdsa-sha2-nistp256") + encode_string(curve) + encode_string(point)
+        plain = encode_string(_ECDSA_CERTIFICATES[key_type].encode("ascii"))
+        plain += encode_string(curve) + encode_string(point)
     else:
         return None
     serial = reader.uint64("serial")

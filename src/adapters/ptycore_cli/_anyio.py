@@ -52,8 +52,9 @@ def _event_loop(config: ServeConfig) -> str:
 
 def _transport_config(key: HostKey) -> TransportConfig:
     """The default algorithms, plus the host key's own when they leave them out: an
-    operator who gives an ECDSA host key asks for ``ecdsa-sha2-nistp256``, which the
-    defaults omit (as sshd offers whatever host keys it is given)."""
+    operator who gives an ECDSA host key asks for its ``ecdsa-sha2-nistp256``,
+    ``-nistp384`` or ``-nistp521``, which the defaults omit (as sshd offers whatever
+    host keys it is given)."""
     defaults = TransportConfig().host_key_algorithms
     missing = tuple(name for name in key.algorithms if name not in defaults)
     return TransportConfig(host_key_algorithms=defaults + missing)

@@ -35,6 +35,8 @@ HOST_KEY_ALGORITHMS = (
     "rsa-sha2-512",
     "rsa-sha2-256",
     "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
 )
 CIPHERS = (
     "chacha20-poly1305@openssh.com",
@@ -66,8 +68,9 @@ class TransportConfig:
     """What one side offers, best first, and the limits it enforces.
 
     The same object serves both roles. The defaults pass ``ssh-audit``: no SHA-1, no
-    NIST curves (``ecdsa-sha2-nistp256`` is accepted in :attr:`host_key_algorithms`
-    when an operator asks for it), no CBC, encrypt-then-MAC only.
+    NIST curves (``ecdsa-sha2-nistp256``, ``-nistp384`` and ``-nistp521`` are accepted
+    in :attr:`host_key_algorithms` when an operator asks for them), no CBC,
+    encrypt-then-MAC only.
     """
 
     kex_algorithms: tuple[str, ...] = _DEFAULT_KEX
@@ -96,6 +99,8 @@ class TransportConfig:
     server_sig_algs: tuple[str, ...] = (
         "ssh-ed25519",
         "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
         "rsa-sha2-512",
         "rsa-sha2-256",
     )

@@ -2,15 +2,17 @@
 
 Wire formats: RFC 8709 (``ssh-ed25519``), RFC 8332 and RFC 4253 section 6.6
 (``rsa-sha2-256``/``rsa-sha2-512`` over ``ssh-rsa`` keys), RFC 5656 section 3.1
-(``ecdsa-sha2-nistp256``). A :class:`HostKey` also satisfies the user key protocol of
-:class:`ptycore.auth.UserKey`, and :func:`verify_signature` is the
-:data:`ptycore.auth.SignatureVerifier` that publickey authentication uses.
+(``ecdsa-sha2-nistp256``, ``ecdsa-sha2-nistp384``, ``ecdsa-sha2-nistp521``). A
+:class:`HostKey` also satisfies the user key protocol of :class:`ptycore.auth.UserKey`,
+and :func:`verify_signature` is the :data:`ptycore.auth.SignatureVerifier` that
+publickey authentication uses.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from dataclasses import dataclass
 from typing import Final, TypeAlias
 
 from cryptography.exceptions import InvalidSignature
@@ -35,8 +37,46 @@ _KEY_TYPES: Final = {
     "rsa-sha2-512": "ssh-rsa",
     "rsa-sha2-256": "ssh-rsa",
     "ecdsa-sha2-nistp256": "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384": "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521": "ecdsa-sha2-nistp521",
 }
 _RSA_HASHES: Final = {"rsa-sha2-512": hashes.SHA512, "rsa-sha2-256": hashes.SHA256}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Curve:
+    """One ``ecdsa-sha2-*`` key type: RFC 5656 section 6.2.1 ties the hash to the
+    curve size (OpenSSH ``sshkey.c`` ``sshkey_ec_nid_to_hash_alg``)."""
+
+    identifier: str
+    """The curve name inside the key blob (RFC 5656 section 6.1)."""
+    curve: type[ec.EllipticCurve]
+    hash: type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]
+    size: int
+    """Bytes in a coordinate, and so the most in r or s."""
+
+    @property
+    def max_point(self) -> int:
+        """An uncompressed point (SEC 1 section 2.3.3): 0x04, x, y."""
+        return 1 + 2 * self.size
+
+    @property
+    def max_scalar(self) -> int:
+        """r or s as an mpint: the order's size plus a zero sign byte."""
+        return self.size + 1
+
+
+_CURVES: Final = {
+    "ecdsa-sha2-nistp256": _Curve(
+        identifier="nistp256", curve=ec.SECP256R1, hash=hashes.SHA256, size=32
+    ),
+    "ecdsa-sha2-nistp384": _Curve(
+        identifier="nistp384", curve=ec.SECP384R1, hash=hashes.SHA384, size=48
+    ),
+    "ecdsa-sha2-nistp521": _Curve(
+        identifier="nistp521", curve=ec.SECP521R1, hash=hashes.SHA512, size=66
+    ),
+}
 
 RSA_MIN_BITS: Final = 1024
 """OpenSSH ``sshkey.h`` ``SSH_RSA_MINIMUM_MODULUS_SIZE``: smaller RSA keys are refused."""
@@ -72,12 +112,15 @@ def _public_key(blob: bytes) -> tuple[str, PublicKey]:
         if not RSA_MIN_BITS <= n.bit_length() <= RSA_MAX_BITS or e < 3:
             raise ValueError("RSA key size or exponent out of range")
         key = rsa.RSAPublicNumbers(e, n).public_key()
-    elif kind == "ecdsa-sha2-nistp256":
-        # RFC 5656 section 3.1: string type, string "nistp256", string Q.
-        if reader.text("curve", 64) != "nistp256":
+    elif kind in _CURVES:
+        # RFC 5656 section 3.1: string type, string curve identifier, string Q. The
+        # identifier must name the type's curve (OpenSSH sshkey.c refuses a mismatch
+        # with SSH_ERR_EC_CURVE_MISMATCH), and Q is at most an uncompressed point.
+        curve = _CURVES[kind]
+        if reader.text("curve", 64) != curve.identifier:
             raise ValueError("curve does not match the key type")
-        point = reader.string("ecdsa point", 133)
-        key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+        point = reader.string("ecdsa point", curve.max_point)
+        key = ec.EllipticCurvePublicKey.from_encoded_point(curve.curve(), point)
     else:
         raise ValueError(f"unsupported key type {kind!r}")
     reader.end("public key blob")
@@ -113,14 +156,17 @@ def verify_signature(
             signature = signature.rjust(length, b"\x00")
             key.verify(signature, data, padding.PKCS1v15(), _RSA_HASHES[algorithm]())
         else:
-            # RFC 5656 section 3.1.2: string containing mpint r, mpint s.
+            # RFC 5656 section 3.1.2: string containing mpint r, mpint s, each at
+            # most the curve order's size plus a sign byte; the hash by curve size
+            # (section 6.2.1; OpenSSH ssh-ecdsa.c ssh_ecdsa_verify).
+            curve = _CURVES[kind]
             inner = Reader(signature)
-            r = inner.mpint("ecdsa r", 33)
-            s = inner.mpint("ecdsa s", 33)
+            r = inner.mpint("ecdsa r", curve.max_scalar)
+            s = inner.mpint("ecdsa s", curve.max_scalar)
             inner.end("ecdsa signature")
             if r <= 0 or s <= 0:
                 return False
-            key.verify(encode_dss_signature(r, s), data, ec.ECDSA(hashes.SHA256()))
+            key.verify(encode_dss_signature(r, s), data, ec.ECDSA(curve.hash()))
     except (ProtocolError, ValueError, InvalidSignature, TypeError):
         return False
     return True
@@ -143,32 +189,36 @@ class HostKey:
             self._key_type = "ssh-rsa"
             numbers = private_key.public_key().public_numbers()
             blob = encode_string(b"ssh-rsa") + encode_mpint(numbers.e) + encode_mpint(numbers.n)
-        elif isinstance(private_key, ec.EllipticCurvePrivateKey) and isinstance(
-            private_key.curve, ec.SECP256R1
-        ):
-            self._key_type = "ecdsa-sha2-nistp256"
+        elif isinstance(private_key, ec.EllipticCurvePrivateKey):
+            kind = next(
+                (k for k, c in _CURVES.items() if isinstance(private_key.curve, c.curve)), None
+            )
+            if kind is None:
+                raise ValueError(
+                    f"ECDSA on {private_key.curve.name} is not supported, only on "
+                    "secp256r1, secp384r1 and secp521r1 (nistp256, nistp384, nistp521)"
+                )
+            self._key_type = kind
             point = private_key.public_key().public_bytes(
                 serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
             )
-            blob = encode_string(b"ecdsa-sha2-nistp256") + encode_string(b"nistp256")
+            blob = encode_string(kind.encode("ascii"))
+            blob += encode_string(_CURVES[kind].identifier.encode("ascii"))
             blob += encode_string(point)
-        elif isinstance(private_key, ec.EllipticCurvePrivateKey):
-            raise ValueError(
-                f"ECDSA on {private_key.curve.name} is not supported, only on secp256r1 (nistp256)"
-            )
         else:
             raise ValueError(f"unsupported key: {type(private_key).__name__}")
         self._public_blob = blob
 
     @classmethod
     def generate(cls, kind: str = "ssh-ed25519", *, rsa_bits: int = 3072) -> HostKey:
-        """A new key: ``ssh-ed25519`` (the default), ``ssh-rsa`` or ``ecdsa-sha2-nistp256``."""
+        """A new key: ``ssh-ed25519`` (the default), ``ssh-rsa``, ``ecdsa-sha2-nistp256``,
+        ``ecdsa-sha2-nistp384`` or ``ecdsa-sha2-nistp521``."""
         if kind == "ssh-ed25519":
             return cls(ed25519.Ed25519PrivateKey.generate())
         if kind == "ssh-rsa":
             return cls(rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits))
-        if kind == "ecdsa-sha2-nistp256":
-            return cls(ec.generate_private_key(ec.SECP256R1()))
+        if kind in _CURVES:
+            return cls(ec.generate_private_key(_CURVES[kind].curve()))
         raise ValueError(f"unsupported key type {kind!r}")
 
     @classmethod
@@ -195,7 +245,7 @@ class HostKey:
     @property
     def key_type(self) -> str:
         """The name in the public key blob: ``ssh-ed25519``, ``ssh-rsa`` (for both RSA
-        signature algorithms) or ``ecdsa-sha2-nistp256``."""
+        signature algorithms) or ``ecdsa-sha2-nistp256``/``384``/``521``."""
         return self._key_type
 
     @property
@@ -236,6 +286,7 @@ class HostKey:
         elif isinstance(key, rsa.RSAPrivateKey):
             signature = key.sign(data, padding.PKCS1v15(), _RSA_HASHES[algorithm]())
         else:
-            r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+            hash_type = _CURVES[self._key_type].hash
+            r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hash_type())))
             signature = encode_mpint(r) + encode_mpint(s)
         return encode_string(algorithm.encode("ascii")) + encode_string(signature)
