@@ -630,7 +630,7 @@ async def serve(
 
     Raises :class:`ValueError`, before listening, when no host key makes any of
     ``config.transport.host_key_algorithms`` (an ECDSA key alone, with the
-    defaults, which leave out ``ecdsa-sha2-nistp256``).
+    defaults, which leave out the NIST curves' ``ecdsa-sha2-nistp*``).
     """
     if not host_keys:
         raise ValueError("serve needs at least one host key")
