@@ -25,13 +25,11 @@ from pathlib import Path
 
 from ptycore.auth import Authenticator, AuthResult, PasswordPrompt
 from ptycore_common.credentials import (
-    AuthorizedKey,
     CredentialsFileError,
     FileCache,
-    FileProblem,
     authorize_key,
+    authorized_keys_by_blob,
     password_matches,
-    read_authorized_keys,
     read_password_file,
 )
 
@@ -61,10 +59,9 @@ class FileAuthenticator(PasswordPrompt):
             raise CredentialsFileError(
                 "nobody could log in: give an authorized keys file or a password file"
             )
-        self._authorized = (
-            None if authorized_keys is None else FileCache(authorized_keys, _authorized_blobs)
-        )
-        if self._authorized is not None:
+        self._authorized = None
+        if authorized_keys is not None:
+            self._authorized = FileCache(authorized_keys, authorized_keys_by_blob)
             self._authorized.get()
         if password_file is not None:
             read_password_file(password_file)
@@ -150,15 +147,3 @@ class _PeerBound(PasswordPrompt):
 
     def check_password(self, username: str, password: str) -> AuthResult:
         return self._files.check_password(username, password)
-
-
-def _authorized_blobs(
-    path: Path,
-) -> tuple[dict[bytes, tuple[AuthorizedKey, ...]], tuple[FileProblem, ...]]:
-    """The keys of an authorized keys file by blob, in file order, and the lines
-    skipped (kept and shared between attempts, never changed)."""
-    found, problems = read_authorized_keys(path)
-    by_blob: dict[bytes, tuple[AuthorizedKey, ...]] = {}
-    for key in found:
-        by_blob[key.blob] = (*by_blob.get(key.blob, ()), key)
-    return by_blob, tuple(problems)

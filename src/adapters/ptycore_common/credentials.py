@@ -31,6 +31,7 @@ __all__ = [
     "FileCache",
     "FileProblem",
     "authorize_key",
+    "authorized_keys_by_blob",
     "parse_authorized_key",
     "password_matches",
     "read_authorized_keys",
@@ -175,6 +176,19 @@ def read_authorized_keys(path: Path) -> tuple[list[AuthorizedKey], list[FileProb
             continue
         found.append(replace(key, line=number))
     return found, problems
+
+
+def authorized_keys_by_blob(
+    path: Path,
+) -> tuple[dict[bytes, tuple[AuthorizedKey, ...]], tuple[FileProblem, ...]]:
+    """:func:`read_authorized_keys` with the keys grouped by blob, in file order (for
+    :func:`authorize_key`), and the lines skipped: what both adapters keep in a
+    :class:`FileCache` and share between attempts, never changed."""
+    found, problems = read_authorized_keys(path)
+    by_blob: dict[bytes, tuple[AuthorizedKey, ...]] = {}
+    for key in found:
+        by_blob[key.blob] = (*by_blob.get(key.blob, ()), key)
+    return by_blob, tuple(problems)
 
 
 def authorize_key(

@@ -37,11 +37,11 @@ from zope.interface import implementer
 
 from ptycore.keyoptions import UNRESTRICTED, LoginRestrictions
 from ptycore_common.credentials import (
-    AuthorizedKey,
     CredentialsFileError,
     FileCache,
     FileProblem,
     authorize_key,
+    authorized_keys_by_blob,
     password_matches,
     read_authorized_keys,
     read_password_file,
@@ -162,18 +162,6 @@ class RestrictedAvatarId(bytes):
         return made
 
 
-def _entries_kept(
-    path: Path,
-) -> tuple[dict[bytes, tuple[AuthorizedKey, ...]], tuple[FileProblem, ...]]:
-    """The keys of an authorized keys file by blob, in file order, and the lines
-    skipped (kept and shared between attempts, never changed)."""
-    found, problems = read_authorized_keys(path)
-    by_blob: dict[bytes, tuple[AuthorizedKey, ...]] = {}
-    for key in found:
-        by_blob[key.blob] = (*by_blob.get(key.blob, ()), key)
-    return by_blob, tuple(problems)
-
-
 @implementer(ICredentialsChecker)
 class AuthorizedKeysChecker:
     """Public keys from an ``authorized_keys`` file with their options enforced
@@ -187,7 +175,7 @@ class AuthorizedKeysChecker:
 
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = path
-        self._keys = FileCache(path, _entries_kept)
+        self._keys = FileCache(path, authorized_keys_by_blob)
         self._clock = clock
 
     def requestAvatarId(self, creds: Any) -> defer.Deferred[bytes]:
