@@ -19,7 +19,7 @@ import pytest
 
 import test_twisted_bad_peers as bad_peers
 import test_twisted_openssh as openssh
-from twisted_helpers import WAIT, Server, run_server, wait_for
+from twisted_helpers import WAIT, Server, run_server, ssh, wait_for
 
 pytestmark = pytest.mark.network
 
@@ -144,8 +144,8 @@ def test_serve_runs_a_module_attribute_application(tmp_path: Path, backend: str)
     with run_server(
         tmp_path, "anyio_terminal:show_terminal", "--backend", backend, adapter="anyio"
     ) as server:
-        done = openssh.ssh(server, "-tt", command="x")
-        no_pty = openssh.ssh(server, "-T")
+        done = ssh(server, "-tt", command="x")
+        no_pty = ssh(server, "-T")
     assert "Your terminal name is" in done.stdout
     assert done.returncode == 0
     assert (no_pty.returncode, no_pty.stdout) == (0, "You did not ask for a terminal.\n")

@@ -6,23 +6,23 @@ adapters read it again when it may have changed, as sshd reads it every time).""
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
 import pytest
 
-from test_twisted_openssh import run_in_pane
-from twisted_helpers import WAIT, Server, run_server, tmux_session, wait_for
+from loopback import paramiko_connect
+from twisted_helpers import WAIT, Server, run_in_pane, run_server, ssh, tmux_session, wait_for
 
 pytestmark = pytest.mark.network
 
 SERVERS = {
-    "twisted": ("--adapter", "twisted"),
-    "anyio-asyncio": ("--adapter", "anyio", "--backend", "asyncio"),
-    "anyio-trio": ("--adapter", "anyio", "--backend", "trio"),
+    "twisted": ("twisted",),
+    "anyio-asyncio": ("anyio", "--backend", "asyncio"),
+    "anyio-trio": ("anyio", "--backend", "trio"),
 }
+"""Each server's ``--adapter`` and the options after it."""
 
 
 @pytest.fixture(scope="module", params=sorted(SERVERS))
@@ -30,7 +30,7 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     name: str = request.param
-    adapter, *rest = SERVERS[name][1:]
+    adapter, *rest = SERVERS[name]
     with run_server(
         tmp_path_factory.mktemp(name), "shell", *rest, adapter=adapter, env={"SHELL": "/bin/sh"}
     ) as running:
@@ -42,17 +42,6 @@ def authorize(server: Server, options: str) -> None:
     public = server.keys.client_public.read_bytes().strip()
     prefix = options.encode() + b" " if options else b""
     server.keys.authorized_keys.write_bytes(b"# rewritten by the test\n" + prefix + public + b"\n")
-
-
-def ssh(
-    server: Server, *args: str, command: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    argv = server.ssh_args(*args)
-    if command is not None:
-        argv.append(command)
-    return subprocess.run(
-        argv, capture_output=True, text=True, timeout=WAIT, stdin=subprocess.DEVNULL, check=False
-    )
 
 
 def logged(server: Server, pattern: str, since: int) -> str:
@@ -144,17 +133,9 @@ def test_a_line_with_an_unknown_option_is_skipped_with_the_reason(server: Server
 
 def test_paramiko_gets_no_pty_and_the_forced_command(server: Server) -> None:
     authorize(server, 'no-pty,command="echo forced $SSH_ORIGINAL_COMMAND"')
-    with paramiko.SSHClient() as client:
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-        client.connect(
-            "127.0.0.1",
-            port=server.port,
-            username="tester",
-            key_filename=str(server.keys.client),
-            allow_agent=False,
-            look_for_keys=False,
-            timeout=WAIT,
-        )
+    with paramiko_connect(
+        server.port, key_filename=str(server.keys.client), timeout=WAIT
+    ) as client:
         transport = client.get_transport()
         assert transport is not None
         refused = transport.open_session(timeout=WAIT)

@@ -24,6 +24,7 @@ import pytest
 from loopback import MLKEM_KEX, accepting, mlkem_openssh, needs_mlkem_openssh
 from ptycore import DisconnectReason, ProtocolError
 from ptycore.transport import (
+    HOST_KEY_ALGORITHMS,
     ExtInfoReceived,
     HostKey,
     KeyExchangeComplete,
@@ -38,14 +39,6 @@ pytestmark = pytest.mark.network
 
 TIMEOUT = 20.0
 SERVICE_REQUEST = b"\x05\x00\x00\x00\x0cssh-userauth"
-ALL_HOST_KEYS = (
-    "ssh-ed25519",
-    "rsa-sha2-512",
-    "rsa-sha2-256",
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-)
 Action = Callable[[Transport, TransportEvent], None]
 
 
@@ -113,7 +106,7 @@ def server(
 ) -> Iterator[tuple[int, Served]]:
     """One connection served by a server Transport in a thread; yields the port."""
     transport = Transport(
-        Role.SERVER, TransportConfig(host_key_algorithms=ALL_HOST_KEYS), host_keys=host_keys
+        Role.SERVER, TransportConfig(host_key_algorithms=HOST_KEY_ALGORITHMS), host_keys=host_keys
     )
     served = Served()
     with socket.create_server(("127.0.0.1", 0)) as listener:

@@ -17,7 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from twisted_helpers import WAIT, Server, Tmux, run_server, tmux_session, wait_for
+from twisted_helpers import (
+    WAIT,
+    Server,
+    run_in_pane,
+    run_server,
+    ssh,
+    tmux_session,
+    wait_for,
+)
 
 pytestmark = pytest.mark.network
 
@@ -34,17 +42,6 @@ def shell_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         tmp_path_factory.mktemp("shell"), "shell", env={"SHELL": "/bin/bash"}
     ) as server:
         yield server
-
-
-def ssh(
-    server: Server, *args: str, command: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    argv = server.ssh_args(*args)
-    if command is not None:
-        argv.append(command)
-    return subprocess.run(
-        argv, capture_output=True, text=True, timeout=WAIT, stdin=subprocess.DEVNULL, check=False
-    )
 
 
 def test_info_interactive_shows_tmux_terminal_and_follows_resize(
@@ -89,15 +86,6 @@ def test_info_command_without_terminal_exits_zero(info_server: Server) -> None:
     assert done.returncode == 0, done.stderr
     assert "No terminal was requested" in done.stdout
     assert re.search(r"session \d+: exec accepted", info_server.log())
-
-
-def run_in_pane(tmux: Tmux, command: str, marker: str) -> str:
-    """Type ``command`` followed by an echo of ``marker`` computed by the shell (so the
-    typed line itself never matches), and return the screen once it appeared."""
-    left, right = marker.split("-")
-    tmux.keys(f"{command}; echo {left}-$(({right}+0))", "Enter")
-    tmux.wait_screen(rf"(?m)^{left}-{right}\s*$", f"output of {command!r}")
-    return tmux.screen()
 
 
 def test_shell_applies_modes_set_with_stty_before_connecting(

@@ -279,3 +279,24 @@ def tmux_session(tmp: Path, command: Sequence[str], *, cols: int, rows: int) -> 
         yield tmux
     finally:
         tmux.kill()
+
+
+def ssh(
+    server: Server, *args: str, command: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the OpenSSH client against ``server`` to the end, stdin empty, text out."""
+    argv = server.ssh_args(*args)
+    if command is not None:
+        argv.append(command)
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=WAIT, stdin=subprocess.DEVNULL, check=False
+    )
+
+
+def run_in_pane(tmux: Tmux, command: str, marker: str) -> str:
+    """Type ``command`` followed by an echo of ``marker`` computed by the shell (so the
+    typed line itself never matches), and return the screen once it appeared."""
+    left, right = marker.split("-")
+    tmux.keys(f"{command}; echo {left}-$(({right}+0))", "Enter")
+    tmux.wait_screen(rf"(?m)^{left}-{right}\s*$", f"output of {command!r}")
+    return tmux.screen()
