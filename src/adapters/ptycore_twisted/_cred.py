@@ -24,7 +24,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.conch import error as conch_error
 from twisted.conch.ssh import keys
@@ -106,6 +106,27 @@ def _conch_keys_kept(path: Path) -> tuple[tuple[keys.Key, ...], tuple[FileProble
     return tuple(found), tuple(problems)
 
 
+_Kept = TypeVar("_Kept")
+
+
+def _read_now(cache: FileCache[tuple[_Kept, tuple[FileProblem, ...]]], path: Path) -> _Kept | None:
+    """What ``cache`` keeps of the authorized keys file as it is now, its skipped lines
+    logged; None, logged, when it cannot be read."""
+    try:
+        kept, problems = cache.get()
+    except CredentialsFileError as problem:
+        _log.warn("{problem}", problem=problem)
+        return None
+    for skipped in problems:
+        _log.warn(
+            "{path} line {line} skipped: {reason}",
+            path=path,
+            line=skipped.line,
+            reason=skipped.reason,
+        )
+    return kept
+
+
 @implementer(IAuthorizedKeysDB)
 class AuthorizedKeysFile:
     """An :class:`~twisted.conch.checkers.IAuthorizedKeysDB` over one file, for any user."""
@@ -116,19 +137,8 @@ class AuthorizedKeysFile:
 
     def getAuthorizedKeys(self, username: bytes) -> Iterable[keys.Key]:
         """The file's keys as it is now (a vanished file gives none)."""
-        try:
-            found, problems = self._keys.get()
-        except CredentialsFileError as problem:
-            _log.warn("{problem}", problem=problem)
-            return []
-        for skipped in problems:
-            _log.warn(
-                "{path} line {line} skipped: {reason}",
-                path=self.path,
-                line=skipped.line,
-                reason=skipped.reason,
-            )
-        return found
+        found = _read_now(self._keys, self.path)
+        return () if found is None else found
 
 
 class PeerSSHPrivateKey(credentials.SSHPrivateKey):
@@ -185,18 +195,9 @@ class AuthorizedKeysChecker:
         return defer.execute(self._check, creds)
 
     def _check(self, creds: Any) -> bytes:
-        try:
-            entries, problems = self._keys.get()
-        except CredentialsFileError as problem:
-            _log.warn("{problem}", problem=problem)
-            raise error.UnauthorizedLogin("no authorized keys") from None
-        for skipped in problems:
-            _log.warn(
-                "{path} line {line} skipped: {reason}",
-                path=self.path,
-                line=skipped.line,
-                reason=skipped.reason,
-            )
+        entries = _read_now(self._keys, self.path)
+        if entries is None:
+            raise error.UnauthorizedLogin("no authorized keys")
         blob: bytes = creds.blob
         restrictions, refusals = authorize_key(
             entries.get(blob, ()),

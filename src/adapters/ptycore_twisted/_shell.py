@@ -85,13 +85,7 @@ class ShellProtocol(SessionProtocol):
         process = _Process(self)
         try:
             if pty is None:
-                env = build_environment(
-                    self.transport.environment,
-                    shell=self.shell,
-                    pty=None,
-                    tty=None,
-                    original_command=self.transport.original_command,
-                )
+                env = self._environment(None, None)
                 self.process = reactor.spawnProcess(
                     process,
                     sys.executable,
@@ -110,18 +104,22 @@ class ShellProtocol(SessionProtocol):
         self.transport.registerProducer(self.process, True)
         self.process.registerProducer(self.transport, True)
 
+    def _environment(self, pty: PtyRequest | None, tty: str | None) -> dict[str, str]:
+        """The program's environment (see :func:`build_environment`)."""
+        return build_environment(
+            self.transport.environment,
+            shell=self.shell,
+            pty=pty,
+            tty=tty,
+            original_command=self.transport.original_command,
+        )
+
     def _spawn_pty(self, process: _Process, pty: PtyRequest, args: list[str]) -> Any:
         master, slave = os.openpty()
         try:
             configure_pty(slave, pty)
             tty = os.ttyname(slave)
-            env = build_environment(
-                self.transport.environment,
-                shell=self.shell,
-                pty=pty,
-                tty=tty,
-                original_command=self.transport.original_command,
-            )
+            env = self._environment(pty, tty)
             spawned = self.transport.reactor.spawnProcess(
                 process, self.shell, args, env=env, path=env["HOME"], usePTY=(master, slave, tty)
             )
